@@ -1,0 +1,803 @@
+"""The vanilla Transformer of "Attention Is All You Need" (Vaswani et al., 2017) as a Hugging Face model family.
+
+Read bottom-up: positional encoding, attention, feed-forward, encoder and decoder layers, the two stacks, then the
+models with heads. This file imports only torch, transformers and the configuration (relative), because
+`save_pretrained` copies it next to the weights for `trust_remote_code` loading.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    SequenceClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration_vanilla_transformer import VanillaTransformerConfig
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Adapters: every use of a transformers internal that has changed between releases lives here, and only here.
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Output dataclasses name the decoding cache `cache` from transformers 5.x on, `past_key_values` before.
+_CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+
+
+def _cache_output(cache):
+    """The keyword under which an output dataclass carries the decoding cache in this transformers release."""
+    return {_CACHE_FIELD: cache}
+
+
+def _pop_cache_kwarg(cache, kwargs):
+    """`generate` passes the cache as `cache` (transformers 5.x) or `past_key_values` (4.x): accept either."""
+    legacy = kwargs.pop("past_key_values", None)
+    return cache if cache is not None else legacy
+
+
+def _new_encoder_decoder_cache(config):
+    """An empty self-attention + cross-attention cache. `DynamicCache(config=)` exists from transformers 4.56 on."""
+    try:
+        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+    except TypeError:
+        return EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+
+def _cached_cross_attention(cache, layer_idx):
+    """Keys and values of a cross-attention layer cached by an earlier step, or None before the first step."""
+    if not cache.is_updated.get(layer_idx, False):
+        return None
+    cross = cache.cross_attention_cache
+    if hasattr(cross, "layers"):  # transformers >= 4.56: one object per layer
+        return cross.layers[layer_idx].keys, cross.layers[layer_idx].values
+    return cross.key_cache[layer_idx], cross.value_cache[layer_idx]
+
+
+def _attention_interface(config, output_attentions):
+    """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none)."""
+    implementation = config._attn_implementation or "eager"
+    if output_attentions:
+        return eager_attention_forward
+    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # transformers >= 4.56
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+    return eager_attention_forward if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def sinusoidal_position_encoding(num_positions: int, d_model: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)), interleaved."""
+    position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)  # (P, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d/2),)
+    angle = position / torch.pow(10000.0, two_i / d_model)  # (P, ceil(d/2))
+    table = torch.zeros(num_positions, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : d_model // 2])  # an odd d_model has one sine more than cosines
+    return table.float()
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """softmax(Q K^T / sqrt(d_k)) V. `attention_mask` is boolean (True = may attend), broadcastable to the scores."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, h, T, S)
+    if attention_mask is not None:
+        # the dtype's own minimum, not -inf: an all-padding row then gives a uniform row instead of NaN
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, h, d_k)
+    return output, weights
+
+
+class VanillaTransformerAttention(nn.Module):
+    """Multi-head attention: Concat(head_1, ..., head_h) W_O with head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)."""
+
+    def __init__(self, config, is_causal=False, is_cross_attention=False, layer_idx=None):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.d_model // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        # read by transformers' sdpa kernel when no mask is given: encoder and cross-attention must not be causal
+        self.is_causal = is_causal
+        self.is_cross_attention = is_cross_attention
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(config.d_model, config.d_model)
+        self.k_proj = nn.Linear(config.d_model, config.d_model)
+        self.v_proj = nn.Linear(config.d_model, config.d_model)
+        self.out_proj = nn.Linear(config.d_model, config.d_model)
+
+    def _heads(self, x):
+        return x.view(*x.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)  # (B, L, d) -> (B, h, L, d_k)
+
+    def forward(self, hidden_states, key_value_states=None, attention_mask=None, cache=None, output_attentions=False):
+        batch_size, length, _ = hidden_states.shape
+        query = self._heads(self.q_proj(hidden_states))  # (B, h, T, d_k)
+        if self.is_cross_attention:
+            cached = _cached_cross_attention(cache, self.layer_idx) if cache is not None else None
+            if cached is not None:  # the encoder output does not change while decoding: project it once per generate
+                key, value = cached
+            else:
+                key, value = self._heads(self.k_proj(key_value_states)), self._heads(self.v_proj(key_value_states))
+                if cache is not None:
+                    cache.cross_attention_cache.update(key, value, self.layer_idx)
+                    cache.is_updated[self.layer_idx] = True
+        else:
+            key, value = self._heads(self.k_proj(hidden_states)), self._heads(self.v_proj(hidden_states))
+            if cache is not None:
+                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # (B, h, past+T, d_k)
+
+        attention = _attention_interface(self.config, output_attentions)
+        output, weights = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+            is_causal=self.is_causal and attention_mask is None and length > 1,
+        )
+        output = output.reshape(batch_size, length, -1)  # (B, T, h, d_k) -> (B, T, d)
+        return self.out_proj(output), weights
+
+
+class VanillaTransformerFeedForward(nn.Module):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, applied to each position separately."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, config.ffn_dim)
+        self.activation = ACT2FN[config.activation_function]
+        self.dropout = nn.Dropout(config.activation_dropout)
+        self.fc2 = nn.Linear(config.ffn_dim, config.d_model)
+
+    def forward(self, hidden_states):
+        return self.fc2(self.dropout(self.activation(self.fc1(hidden_states))))
+
+
+class _SubLayerMixin:
+    """The residual connection around a sub-layer, in either LayerNorm placement."""
+
+    def _residual(self, hidden_states, norm, sublayer):
+        if self.norm_first:  # pre-LN: h + dropout(sublayer(norm(h)))
+            output, weights = sublayer(norm(hidden_states))
+            return hidden_states + self.dropout(output), weights
+        output, weights = sublayer(hidden_states)  # post-LN, the paper: norm(h + dropout(sublayer(h)))
+        return norm(hidden_states + self.dropout(output)), weights
+
+
+class VanillaTransformerEncoderLayer(_SubLayerMixin, GradientCheckpointingLayer):
+    """Self-attention, then the feed-forward network, each inside a residual connection."""
+
+    def __init__(self, config, layer_idx=None):
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.self_attn = VanillaTransformerAttention(config, layer_idx=layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.feed_forward = VanillaTransformerFeedForward(config)
+        self.ffn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        hidden_states, self_weights = self._residual(
+            hidden_states,
+            self.self_attn_layer_norm,
+            lambda h: self.self_attn(h, attention_mask=attention_mask, output_attentions=output_attentions),
+        )
+        hidden_states, _ = self._residual(hidden_states, self.ffn_layer_norm, lambda h: (self.feed_forward(h), None))
+        return hidden_states, self_weights
+
+
+class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer):
+    """Masked self-attention, encoder-decoder attention, then the feed-forward network, each with a residual."""
+
+    def __init__(self, config, layer_idx=None):
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.self_attn = VanillaTransformerAttention(config, is_causal=True, layer_idx=layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.encoder_attn = VanillaTransformerAttention(config, is_cross_attention=True, layer_idx=layer_idx)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.feed_forward = VanillaTransformerFeedForward(config)
+        self.ffn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        hidden_states,
+        encoder_hidden_states,
+        attention_mask=None,
+        encoder_attention_mask=None,
+        cache=None,
+        output_attentions=False,
+    ):
+        hidden_states, self_weights = self._residual(
+            hidden_states,
+            self.self_attn_layer_norm,
+            lambda h: self.self_attn(h, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions),
+        )
+        hidden_states, cross_weights = self._residual(
+            hidden_states,
+            self.encoder_attn_layer_norm,
+            lambda h: self.encoder_attn(
+                h,
+                key_value_states=encoder_hidden_states,
+                attention_mask=encoder_attention_mask,
+                cache=cache,
+                output_attentions=output_attentions,
+            ),
+        )
+        hidden_states, _ = self._residual(hidden_states, self.ffn_layer_norm, lambda h: (self.feed_forward(h), None))
+        return hidden_states, self_weights, cross_weights
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Input checks and masks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _check_input_ids(input_ids, config, name):
+    """A clear error for ids a user got wrong, instead of an index error deep inside torch."""
+    if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise ValueError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}.")
+    if input_ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
+    if input_ids.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(input_ids.shape)}): give at least one token per sequence.")
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= config.vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"{name} contains token id {bad}, outside the vocabulary: ids must lie in [0, vocab_size="
+            f"{config.vocab_size}). Is the tokenizer the one this model was trained with?"
+        )
+
+
+def _check_length(length, config, name):
+    if length > config.max_position_embeddings:
+        raise ValueError(
+            f"{name} has {length} positions but the model takes at most max_position_embeddings="
+            f"{config.max_position_embeddings}: truncate the input (tokenizer(..., truncation=True, max_length="
+            f"{config.max_position_embeddings})) or build the model with a larger max_position_embeddings."
+        )
+
+
+def _padding_mask(attention_mask, batch_size, length, name):
+    """(B, S) of 1/0 -> boolean (B, 1, 1, S), True where a key may be attended to; None when nothing is padding."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch_size, length):
+        raise ValueError(
+            f"{name} has shape {tuple(attention_mask.shape)} but must be (batch_size, sequence_length) = "
+            f"({batch_size}, {length}), one 1 or 0 per token."
+        )
+    attention_mask = attention_mask.bool()
+    if attention_mask.all():
+        return None  # lets sdpa take its fast path
+    return attention_mask[:, None, None, :]
+
+
+def _causal_mask(padding_mask, length, past_length, device, needs_explicit):
+    """Boolean (B|1, 1, T, past+T) mask for decoder self-attention, or None when the kernel can apply causality itself.
+
+    sdpa applies causality from `is_causal` when no mask is given, which is right only without a cache prefix.
+    """
+    if padding_mask is None and (length == 1 or (past_length == 0 and not needs_explicit)):
+        return None
+    query_positions = torch.arange(past_length, past_length + length, device=device)[:, None]  # (T, 1)
+    key_positions = torch.arange(past_length + length, device=device)[None, :]  # (1, past+T)
+    mask = (key_positions <= query_positions)[None, None]  # (1, 1, T, past+T)
+    return mask if padding_mask is None else mask & padding_mask
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stacks and models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class VanillaTransformerPreTrainedModel(PreTrainedModel):
+    config_class = VanillaTransformerConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _no_split_modules = ["VanillaTransformerEncoderLayer", "VanillaTransformerDecoderLayer"]
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            # with the sqrt(d_model) input scale, this gives unit-variance embeddings and unit-scale tied logits
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.d_model**-0.5)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (VanillaTransformerEncoder, VanillaTransformerDecoder)):
+            # a non-persistent buffer is never loaded: rebuild it (from_pretrained creates the model on meta)
+            with torch.no_grad():
+                module.position_encoding.copy_(
+                    sinusoidal_position_encoding(self.config.max_position_embeddings, self.config.d_model)
+                )
+
+    def _embed(self, stack, input_ids, inputs_embeds, past_length, name):
+        """Scaled token embedding plus the sinusoidal encoding of each position, then dropout."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError(f"Give exactly one of {name} and its inputs_embeds.")
+        if inputs_embeds is None:
+            _check_input_ids(input_ids, self.config, name)
+            inputs_embeds = stack.embed_tokens(input_ids) * stack.embed_scale
+        length = inputs_embeds.shape[1]
+        _check_length(past_length + length, self.config, name)
+        positions = stack.position_encoding[past_length : past_length + length].to(inputs_embeds.dtype)
+        return stack.dropout(inputs_embeds + positions)  # (B, L, d)
+
+
+class VanillaTransformerEncoder(VanillaTransformerPreTrainedModel):
+    """N encoder layers over the embedded source, with a final LayerNorm in pre-LN."""
+
+    def __init__(self, config, embed_tokens=None):
+        super().__init__(config)
+        if embed_tokens is None:
+            embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.register_buffer(
+            "position_encoding",
+            sinusoidal_position_encoding(config.max_position_embeddings, config.d_model),
+            persistent=False,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(VanillaTransformerEncoderLayer(config, i) for i in range(config.encoder_layers))
+        # post-LN already normalises after every sub-layer
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        hidden_states = self._embed(self, input_ids, inputs_embeds, 0, "input_ids")
+        mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, weights = layer(hidden_states, mask, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+            if output_hidden_states:  # the last hidden state is the normalised one, as in last_hidden_state
+                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        output = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states,
+                                 attentions=all_attentions)
+        return output if return_dict is not False else output.to_tuple()
+
+
+class VanillaTransformerDecoder(VanillaTransformerPreTrainedModel):
+    """N decoder layers over the embedded, right-shifted target, attending to the encoder output."""
+
+    def __init__(self, config, embed_tokens=None):
+        super().__init__(config)
+        if embed_tokens is None:
+            embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.register_buffer(
+            "position_encoding",
+            sinusoidal_position_encoding(config.max_position_embeddings, config.d_model),
+            persistent=False,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(VanillaTransformerDecoderLayer(config, i) for i in range(config.decoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        cache=None,
+        inputs_embeds=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        cache = _pop_cache_kwarg(cache, kwargs)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if encoder_hidden_states is None:
+            raise ValueError("The decoder needs encoder_hidden_states: run the encoder first.")
+        if use_cache and cache is None:
+            cache = _new_encoder_decoder_cache(self.config)
+        if not use_cache:
+            cache = None
+        if cache is not None and not isinstance(cache, EncoderDecoderCache):
+            raise ValueError(f"cache must be an EncoderDecoderCache, got {type(cache).__name__}.")
+        past_length = cache.get_seq_length() if cache is not None else 0
+
+        hidden_states = self._embed(self, input_ids, inputs_embeds, past_length, "decoder_input_ids")
+        batch_size, length = hidden_states.shape[:2]
+        padding = _padding_mask(attention_mask, batch_size, past_length + length, "decoder_attention_mask")
+        needs_explicit = (self.config._attn_implementation or "eager") != "sdpa" or bool(output_attentions)
+        self_mask = _causal_mask(padding, length, past_length, hidden_states.device, needs_explicit)
+        cross_mask = _padding_mask(
+            encoder_attention_mask, batch_size, encoder_hidden_states.shape[1], "attention_mask (of the source)"
+        )
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_self_attentions = () if output_attentions else None
+        all_cross_attentions = () if output_attentions else None
+        for layer in self.layers:
+            # hidden states go positionally: that is what gradient checkpointing recomputes from
+            hidden_states, self_weights, cross_weights = layer(
+                hidden_states,
+                encoder_hidden_states,
+                self_mask,
+                cross_mask,
+                cache=cache,
+                output_attentions=output_attentions,
+            )
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_self_attentions += (self_weights,)
+                all_cross_attentions += (cross_weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        output = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_self_attentions,
+            cross_attentions=all_cross_attentions,
+            **_cache_output(cache),
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+def shift_tokens_right(labels, pad_token_id, decoder_start_token_id):
+    """Decoder inputs from labels: start token, then the labels one step later; -100 (ignored) becomes padding."""
+    shifted = labels.new_zeros(labels.shape)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
+    """Encoder-decoder without a head. Source and target share one embedding (one shared vocabulary)."""
+
+    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.encoder = VanillaTransformerEncoder(config, self.shared)
+        self.decoder = VanillaTransformerDecoder(config, self.shared)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.shared
+
+    def set_input_embeddings(self, value):
+        self.shared = value
+        self.encoder.embed_tokens = value
+        self.decoder.embed_tokens = value
+
+    def get_encoder(self, *args, **kwargs):
+        return self.encoder
+
+    def get_decoder(self):
+        return self.decoder
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        encoder_outputs=None,
+        cache=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        cache = _pop_cache_kwarg(cache, kwargs)
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):  # a tuple from return_dict=False
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            raise ValueError(
+                "decoder_input_ids are missing: pass them, or pass labels to a "
+                "VanillaTransformerForConditionalGeneration, which shifts them right."
+            )
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        output = Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+            **_cache_output(decoder_outputs[_CACHE_FIELD] if _CACHE_FIELD in decoder_outputs else None),
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedModel, GenerationMixin):
+    """Encoder-decoder with the pre-softmax linear layer, tied to the shared embedding; generates with `generate`."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = VanillaTransformerModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if not config.tie_word_embeddings:
+            self._tied_weights_keys = {}
+        self.post_init()
+
+    def get_encoder(self, *args, **kwargs):
+        return self.model.encoder
+
+    def get_decoder(self):
+        return self.model.decoder
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        encoder_outputs=None,
+        cache=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        num_items_in_batch=None,
+        **kwargs,
+    ):
+        cache = _pop_cache_kwarg(cache, kwargs)
+        if labels is not None:
+            if labels.dim() != 2:
+                raise ValueError(f"labels must have shape (batch_size, target_length), got {tuple(labels.shape)}.")
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+
+        loss = None
+        if labels is not None:
+            if labels.shape[:2] != logits.shape[:2]:
+                raise ValueError(
+                    f"labels have shape {tuple(labels.shape)} but the decoder produced {tuple(logits.shape[:2])} "
+                    f"positions: labels and decoder_input_ids must have the same length."
+                )
+            # sum over tokens divided by the token count of the whole (accumulated) batch when Trainer gives it
+            loss = F.cross_entropy(
+                logits.float().view(-1, logits.size(-1)),
+                labels.reshape(-1),
+                ignore_index=-100,
+                reduction="sum" if num_items_in_batch is not None else "mean",
+            )
+            if num_items_in_batch is not None:
+                loss = loss / num_items_in_batch
+
+        output = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+            **_cache_output(outputs[_CACHE_FIELD] if _CACHE_FIELD in outputs else None),
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def prepare_decoder_input_ids_from_labels(self, labels):
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+
+class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedModel):
+    """The encoder, mean (or first-token) pooling over non-padding tokens, dropout and a linear classifier.
+
+    Its parameter names match the encoder of `VanillaTransformerForConditionalGeneration`, so `from_pretrained` on a
+    translation model's folder starts the classifier from that model's encoder (the decoder is left out).
+    """
+
+    _tied_weights_keys = {"model.encoder.embed_tokens.weight": "model.shared.weight"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = VanillaTransformerEncoderModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.shared
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        outputs = self.model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden_states = outputs.last_hidden_state  # (B, S, d)
+        if self.config.classifier_pooling == "first":
+            pooled = hidden_states[:, 0]
+        elif attention_mask is None:
+            pooled = hidden_states.mean(dim=1)
+        else:
+            weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, S, 1)
+            pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # all-padding row: 0
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+        loss = None
+        if labels is not None:
+            loss = self._loss(logits, labels)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def _loss(self, logits, labels):
+        """Regression, single-label or multi-label loss, chosen as HF's own sequence-classification heads do."""
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        batch_size = logits.shape[0]
+        if self.config.problem_type == "regression":
+            if labels.numel() != batch_size * self.num_labels:
+                raise ValueError(f"labels have shape {tuple(labels.shape)}; regression expects ({batch_size},).")
+            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view_as(logits.squeeze(-1)))
+        if self.config.problem_type == "single_label_classification":
+            if labels.numel() != batch_size:
+                raise ValueError(
+                    f"labels have shape {tuple(labels.shape)}; single-label classification expects ({batch_size},)."
+                )
+            labels = labels.view(-1)
+            valid = labels[labels != -100]
+            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.num_labels):
+                bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
+                raise ValueError(
+                    f"labels contain {bad}, outside [0, num_labels={self.num_labels}): set num_labels (or id2label) "
+                    f"to the number of classes in the data."
+                )
+            return F.cross_entropy(logits.float(), labels)
+        if tuple(labels.shape) != tuple(logits.shape):
+            raise ValueError(
+                f"labels have shape {tuple(labels.shape)}; multi-label classification expects "
+                f"({batch_size}, num_labels={self.num_labels})."
+            )
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.to(torch.float32))
+
+
+class VanillaTransformerEncoderModel(nn.Module):
+    """The shared embedding and the encoder alone, under the same names as in `VanillaTransformerModel`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.encoder = VanillaTransformerEncoder(config, self.shared)
+
+    def set_input_embeddings(self, value):
+        self.shared = value
+        self.encoder.embed_tokens = value
+
+
+__all__ = [
+    "VanillaTransformerPreTrainedModel",
+    "VanillaTransformerModel",
+    "VanillaTransformerForConditionalGeneration",
+    "VanillaTransformerForSequenceClassification",
+    "sinusoidal_position_encoding",
+]

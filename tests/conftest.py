@@ -1,0 +1,70 @@
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForConditionalGeneration
+
+VOCAB = 40
+
+
+def tiny_config(**overrides):
+    kwargs = dict(vocab_size=VOCAB, dropout=0.0, max_position_embeddings=64)
+    kwargs.update(overrides)
+    return VanillaTransformerConfig.from_preset("tiny", **kwargs)
+
+
+def scrambled(model, seed=0, std=0.3):
+    """Give an untrained model large random weights, so that its generations depend on its input.
+
+    A freshly initialised tied model mostly repeats its decoder start token, which would let generation tests pass
+    for the wrong reason.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "layer_norm" not in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+    return model.eval()
+
+
+@pytest.fixture
+def config():
+    return tiny_config()
+
+
+@pytest.fixture
+def seq2seq(config):
+    torch.manual_seed(0)
+    return scrambled(VanillaTransformerForConditionalGeneration(config))
+
+
+@pytest.fixture
+def batch():
+    """Three right-padded source sentences of lengths 7, 5 and 3, and labels."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(4, VOCAB, (3, 7), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 5:] = 0
+    attention_mask[2, 3:] = 0
+    input_ids = input_ids.masked_fill(attention_mask == 0, 0)
+    labels = torch.randint(4, VOCAB, (3, 6), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def word_tokenizer(words):
+    """A real fast tokenizer (word level) with the config's special ids: pad 0, bos 1, eos 2, unk 3."""
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )

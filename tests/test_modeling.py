@@ -1,0 +1,205 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from conftest import VOCAB, scrambled, tiny_config
+from hf_vanilla import (
+    VanillaTransformerForConditionalGeneration,
+    VanillaTransformerModel,
+    sinusoidal_position_encoding,
+)
+
+
+def test_position_encoding_is_the_papers_interleaved_formula():
+    table = sinusoidal_position_encoding(50, 16)
+    assert table.shape == (50, 16)
+    for pos in (0, 1, 7, 49):
+        for i in range(8):
+            angle = pos / 10000 ** (2 * i / 16)
+            assert table[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+def test_position_encoding_is_a_rebuilt_non_persistent_buffer(tmp_path, config):
+    model = VanillaTransformerForConditionalGeneration(config)
+    assert not any("position_encoding" in key for key in model.state_dict())
+    model.save_pretrained(tmp_path)
+    loaded = VanillaTransformerForConditionalGeneration.from_pretrained(tmp_path)
+    expected = sinusoidal_position_encoding(config.max_position_embeddings, config.d_model)
+    assert torch.equal(loaded.model.encoder.position_encoding, expected)
+    assert torch.equal(loaded.model.decoder.position_encoding, expected)
+
+
+def test_shapes(seq2seq, batch, config):
+    out = seq2seq(**batch)
+    assert out.logits.shape == (3, 6, VOCAB)
+    assert out.encoder_last_hidden_state.shape == (3, 7, config.d_model)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    base = VanillaTransformerModel(config).eval()
+    hidden = base(input_ids=batch["input_ids"], decoder_input_ids=batch["labels"]).last_hidden_state
+    assert hidden.shape == (3, 6, config.d_model)
+
+
+def test_three_way_tied_embeddings(config):
+    model = VanillaTransformerForConditionalGeneration(config)
+    shared = model.model.shared.weight
+    assert model.lm_head.weight is shared
+    assert model.model.encoder.embed_tokens.weight is shared
+    assert model.model.decoder.embed_tokens.weight is shared
+    untied = VanillaTransformerForConditionalGeneration(tiny_config(tie_word_embeddings=False))
+    assert untied.lm_head.weight is not untied.model.shared.weight
+    assert untied.model.decoder.embed_tokens.weight is untied.model.shared.weight  # one shared vocabulary
+
+
+def test_resize_token_embeddings_keeps_the_ties(config):
+    model = VanillaTransformerForConditionalGeneration(config)
+    model.resize_token_embeddings(VOCAB + 8, mean_resizing=False)
+    shared = model.model.shared.weight
+    assert shared.shape == (VOCAB + 8, config.d_model)
+    assert model.config.vocab_size == VOCAB + 8
+    assert model.lm_head.weight is shared
+    assert model.model.encoder.embed_tokens.weight is shared and model.model.decoder.embed_tokens.weight is shared
+    logits = model(input_ids=torch.tensor([[VOCAB + 7, 5]]), decoder_input_ids=torch.tensor([[1]])).logits
+    assert logits.shape[-1] == VOCAB + 8
+
+
+def test_eager_and_sdpa_agree(batch):
+    torch.manual_seed(0)
+    sdpa = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(attn_implementation="sdpa")))
+    eager = copy.deepcopy(sdpa)
+    eager.set_attn_implementation("eager")
+    assert sdpa.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
+    real = batch["attention_mask"].bool()
+    a, b = sdpa(**batch), eager(**batch)
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        a.encoder_last_hidden_state[real], b.encoder_last_hidden_state[real], rtol=1e-4, atol=1e-4
+    )
+    # with decoder padding too (an explicit causal+padding mask under both)
+    decoder_mask = torch.ones_like(batch["labels"])
+    decoder_mask[0, 4:] = 0
+    a = sdpa(**batch, decoder_attention_mask=decoder_mask).logits
+    b = eager(**batch, decoder_attention_mask=decoder_mask).logits
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_decoder_is_causal(norm_first, batch):
+    """Changing a later target token never changes the logits at earlier positions."""
+    torch.manual_seed(0)
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(norm_first=norm_first)))
+    labels = batch["labels"].clone()
+    before = model(**{**batch, "labels": labels}).logits
+    labels[:, 4] = (labels[:, 4] + 1) % VOCAB
+    after = model(**{**batch, "labels": labels}).logits
+    torch.testing.assert_close(before[:, :5], after[:, :5])
+    assert not torch.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_post_ln_has_no_final_norm_and_pre_ln_has_one():
+    pre = VanillaTransformerForConditionalGeneration(tiny_config())
+    post = VanillaTransformerForConditionalGeneration(tiny_config(norm_first=False))
+    assert pre.model.encoder.layer_norm is not None and pre.model.decoder.layer_norm is not None
+    assert post.model.encoder.layer_norm is None and post.model.decoder.layer_norm is None
+
+
+def test_encoder_ignores_padding(seq2seq, batch):
+    """Extra padding on the source changes nothing for the real tokens."""
+    padded = {k: torch.nn.functional.pad(v, (0, 4)) for k, v in batch.items() if k != "labels"}
+    a = seq2seq(**batch).logits
+    b = seq2seq(**padded, labels=batch["labels"]).logits
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_output_attentions_and_hidden_states(seq2seq, batch, config):
+    out = seq2seq(**batch, output_attentions=True, output_hidden_states=True)
+    layers, heads = config.encoder_layers, config.num_attention_heads
+    assert len(out.encoder_hidden_states) == layers + 1 and len(out.decoder_hidden_states) == layers + 1
+    assert out.encoder_attentions[0].shape == (3, heads, 7, 7)
+    assert out.decoder_attentions[0].shape == (3, heads, 6, 6)
+    assert out.cross_attentions[0].shape == (3, heads, 6, 7)
+    torch.testing.assert_close(out.encoder_hidden_states[-1], out.encoder_last_hidden_state)
+    # rows are distributions, padding gets no weight, the future gets no weight
+    torch.testing.assert_close(out.cross_attentions[0].sum(-1), torch.ones(3, heads, 6))
+    assert out.cross_attentions[0][2, :, :, 3:].abs().max() == 0
+    assert torch.triu(out.decoder_attentions[0][0, 0], diagonal=1).abs().max() == 0
+
+
+def test_all_padding_row_is_finite(seq2seq, batch):
+    batch["attention_mask"][1] = 0
+    for implementation in ("sdpa", "eager"):
+        seq2seq.set_attn_implementation(implementation)
+        out = seq2seq(**batch)
+        assert torch.isfinite(out.logits).all() and torch.isfinite(out.encoder_last_hidden_state).all()
+        assert torch.isfinite(out.loss)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(batch):
+    torch.manual_seed(0)
+    model = VanillaTransformerForConditionalGeneration(tiny_config(dropout=0.0)).train()
+
+    def gradients():
+        model.zero_grad()
+        model(**batch).loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    plain = gradients()
+    model.gradient_checkpointing_enable()
+    assert all(layer.gradient_checkpointing for layer in model.model.encoder.layers)
+    checkpointed = gradients()
+    assert plain.keys() == checkpointed.keys() and len(plain) > 10
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
+
+
+def test_loss_ignores_minus_100(seq2seq, batch):
+    labels = batch["labels"].clone()
+    labels[:, 3:] = -100
+    masked = seq2seq(**{**batch, "labels": labels}, decoder_input_ids=seq2seq.prepare_decoder_input_ids_from_labels(
+        batch["labels"])).loss
+    logits = seq2seq(**batch).logits
+    expected = torch.nn.functional.cross_entropy(logits[:, :3].reshape(-1, VOCAB), batch["labels"][:, :3].reshape(-1))
+    torch.testing.assert_close(masked, expected)
+
+
+def test_prepare_decoder_input_ids_from_labels(seq2seq):
+    labels = torch.tensor([[5, 6, 2, -100]])
+    assert seq2seq.prepare_decoder_input_ids_from_labels(labels).tolist() == [[1, 5, 6, 2]]
+
+
+# ---- bad input gets a clear error ----------------------------------------------------------------------------------
+
+
+def test_token_id_outside_vocabulary(seq2seq):
+    with pytest.raises(ValueError, match=rf"input_ids contains token id {VOCAB}.*vocab_size={VOCAB}"):
+        seq2seq(input_ids=torch.tensor([[5, VOCAB]]), decoder_input_ids=torch.tensor([[1]]))
+    with pytest.raises(ValueError, match=r"decoder_input_ids contains token id -3.*vocab_size"):
+        seq2seq(input_ids=torch.tensor([[5, 6]]), decoder_input_ids=torch.tensor([[1, -3]]))
+
+
+def test_float_input_ids(seq2seq):
+    with pytest.raises(ValueError, match=r"input_ids must hold integer token ids, got dtype torch.float32"):
+        seq2seq(input_ids=torch.tensor([[5.0, 6.0]]), decoder_input_ids=torch.tensor([[1]]))
+
+
+def test_sequence_longer_than_the_table(seq2seq, config):
+    too_long = torch.full((1, config.max_position_embeddings + 1), 5)
+    with pytest.raises(ValueError, match=r"65 positions.*max_position_embeddings=64"):
+        seq2seq(input_ids=too_long, decoder_input_ids=torch.tensor([[1]]))
+
+
+def test_mismatched_attention_mask(seq2seq, batch):
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(3, 5\) but must be .* \(3, 7\)"):
+        seq2seq(**{**batch, "attention_mask": batch["attention_mask"][:, :5]})
+
+
+def test_labels_of_the_wrong_shape(seq2seq, batch):
+    with pytest.raises(ValueError, match=r"labels must have shape \(batch_size, target_length\), got \(18,\)"):
+        seq2seq(**{**batch, "labels": batch["labels"].reshape(-1)})
+
+
+def test_empty_batch(seq2seq):
+    with pytest.raises(ValueError, match=r"input_ids is empty"):
+        seq2seq(input_ids=torch.zeros((0, 4), dtype=torch.long), decoder_input_ids=torch.tensor([[1]]))
