@@ -1,71 +1,113 @@
 import pytest
 import torch
 
-from conftest import scrambled, tiny_config
 from hf_vanilla import VanillaTransformerForConditionalGeneration
+from recipes.demo import _PadOnly, exact_match, reversal_examples
 
 DECODING = {
     "greedy": dict(do_sample=False),
-    "beam": dict(num_beams=3, do_sample=False),
-    "sampling": dict(do_sample=True, top_k=8),
+    "beam": dict(num_beams=4, do_sample=False),
+    "sampling": dict(do_sample=True, top_k=5, temperature=2.0),
 }
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """Six right-padded reversal inputs of different lengths."""
+    return _PadOnly().pad(reversal_examples(6, seed=99, min_length=2, max_length=8))
+
+
+def test_seq2seq_trainer_learns_sequence_reversal(reversal_model):
+    """Seq2SeqTrainer with label smoothing 0.1 teaches the tiny preset to reverse unseen sequences."""
+    assert exact_match(reversal_model, reversal_examples(300, seed=4321)) >= 0.95
 
 
 @pytest.mark.parametrize("mode", DECODING)
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_cache_gives_the_same_tokens(mode, implementation, batch):
-    torch.manual_seed(0)
-    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(attn_implementation=implementation)))
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+def test_cache_gives_the_same_tokens(mode, implementation, reversal_model, sources):
+    reversal_model.set_attn_implementation(implementation)
     torch.manual_seed(1)
-    cached = model.generate(**inputs, max_new_tokens=10, use_cache=True, **DECODING[mode])
+    cached = reversal_model.generate(**sources, max_new_tokens=10, use_cache=True, **DECODING[mode])
     torch.manual_seed(1)
-    uncached = model.generate(**inputs, max_new_tokens=10, use_cache=False, **DECODING[mode])
+    uncached = reversal_model.generate(**sources, max_new_tokens=10, use_cache=False, **DECODING[mode])
+    reversal_model.set_attn_implementation("sdpa")
     assert torch.equal(cached, uncached)
-    assert len(set(cached[:, 1:].flatten().tolist())) > 3  # the model is not stuck on one token
+    assert len(set(cached[:, 1:].flatten().tolist())) > 6  # input-dependent output, not one repeated token
+
+
+def test_cache_gives_the_same_logits(reversal_model, sources):
+    """Decoding token by token with the cache reproduces the logits of one full forward pass."""
+    target = reversal_model.generate(**sources, max_new_tokens=8, min_new_tokens=8)
+    full = reversal_model(**sources, decoder_input_ids=target).logits
+    encoder_outputs = reversal_model.get_encoder()(**sources)
+    cache, steps = None, []
+    for position in range(target.shape[1]):
+        out = reversal_model(
+            attention_mask=sources["attention_mask"],
+            encoder_outputs=encoder_outputs,
+            decoder_input_ids=target[:, position : position + 1],
+            cache=cache,
+            use_cache=True,
+        )
+        cache = out.cache
+        steps.append(out.logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])
-def test_padded_batch_generates_what_each_sentence_generates_alone(mode, seq2seq, batch):
-    together = seq2seq.generate(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=10, **DECODING[mode]
-    )
-    for row in range(3):
-        length = int(batch["attention_mask"][row].sum())
-        alone = seq2seq.generate(input_ids=batch["input_ids"][row : row + 1, :length], max_new_tokens=10,
-                                 **DECODING[mode])
+def test_padded_batch_generates_what_each_sentence_generates_alone(mode, reversal_model, sources):
+    together = reversal_model.generate(**sources, max_new_tokens=10, **DECODING[mode])
+    for row in range(together.shape[0]):
+        length = int(sources["attention_mask"][row].sum())
+        alone = reversal_model.generate(
+            input_ids=sources["input_ids"][row : row + 1, :length], max_new_tokens=10, **DECODING[mode]
+        )
         width = alone.shape[1]
         assert together[row, :width].tolist() == alone[0].tolist()
-        assert (together[row, width:] == seq2seq.config.pad_token_id).all()
+        finished = (together[row, width:] == reversal_model.config.pad_token_id) | (
+            together[row, width:] == reversal_model.config.eos_token_id
+        )
+        assert finished.all()
 
 
-def test_generation_starts_with_the_decoder_start_token(seq2seq, batch):
-    out = seq2seq.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=4)
-    assert (out[:, 0] == seq2seq.config.decoder_start_token_id).all()
+def test_generation_starts_with_the_decoder_start_token(reversal_model, sources):
+    out = reversal_model.generate(**sources, max_new_tokens=4)
+    assert (out[:, 0] == reversal_model.config.decoder_start_token_id).all()
 
 
-def test_cross_attention_keys_and_values_are_computed_once(seq2seq, batch):
-    """Cross-attention k/v projections run once per generate call (per beam batch), not once per new token."""
+def test_cross_attention_keys_and_values_are_computed_once(reversal_model, sources):
+    """Cross-attention k/v projections run once per generate call, not once per new token."""
     calls = []
     hooks = [
         layer.encoder_attn.k_proj.register_forward_hook(lambda *args: calls.append(1))
-        for layer in seq2seq.model.decoder.layers
+        for layer in reversal_model.model.decoder.layers
     ]
-    seq2seq.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=8,
-                     min_new_tokens=8)
-    for hook in hooks:
-        hook.remove()
-    assert len(calls) == len(seq2seq.model.decoder.layers)
+    try:
+        reversal_model.generate(**sources, max_new_tokens=8, min_new_tokens=8, num_beams=2)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == len(reversal_model.model.decoder.layers)
 
 
-def test_generate_with_attention_outputs(seq2seq, batch):
-    out = seq2seq.generate(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        max_new_tokens=5,
-        min_new_tokens=5,
-        output_attentions=True,
-        return_dict_in_generate=True,
+def test_generate_returns_cross_attentions(reversal_model, sources):
+    out = reversal_model.generate(
+        **sources, max_new_tokens=5, min_new_tokens=5, output_attentions=True, return_dict_in_generate=True
     )
     assert len(out.cross_attentions) == 5  # one entry per generated token
-    assert out.cross_attentions[-1][0].shape[-1] == batch["input_ids"].shape[1]
+    assert out.cross_attentions[-1][0].shape[-1] == sources["input_ids"].shape[1]
+    # a trained reversal model looks at the source token it is copying: the first output attends to the last symbol
+    first_step = out.cross_attentions[0][-1][0].mean(0)[-1]  # last layer, row 0, mean over heads, query -1
+    assert first_step.argmax().item() == int(sources["attention_mask"][0].sum()) - 2
+
+
+def test_post_ln_model_generates_with_and_without_cache(sources):
+    torch.manual_seed(0)
+    config_kwargs = dict(vocab_size=40, dropout=0.0, norm_first=False)
+    from hf_vanilla import VanillaTransformerConfig
+
+    model = VanillaTransformerForConditionalGeneration(VanillaTransformerConfig.from_preset("tiny", **config_kwargs))
+    model.eval()
+    a = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=True)
+    b = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=False)
+    assert torch.equal(a, b)

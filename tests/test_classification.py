@@ -1,0 +1,122 @@
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, pipeline
+
+from conftest import VOCAB, scrambled, tiny_config, word_tokenizer
+from hf_vanilla import VanillaTransformerForSequenceClassification
+
+
+def classifier(**overrides):
+    torch.manual_seed(0)
+    return scrambled(VanillaTransformerForSequenceClassification(tiny_config(**overrides)), std=0.1)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_logits_unchanged_by_extra_padding(pooling, batch):
+    model = classifier(num_labels=3, classifier_pooling=pooling)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    padded = {k: torch.nn.functional.pad(v, (0, 5)) for k, v in inputs.items()}
+    torch.testing.assert_close(model(**inputs).logits, model(**padded).logits, rtol=1e-5, atol=1e-5)
+    assert model(**inputs).logits.shape == (3, 3)
+
+
+def test_mean_pooling_averages_only_real_tokens(batch):
+    model = classifier(num_labels=2)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    hidden = out.hidden_states[-1]
+    row = 2  # three real tokens
+    expected = model.classifier(hidden[row, :3].mean(0))
+    torch.testing.assert_close(out.logits[row], expected)
+
+
+def test_single_label_loss_and_problem_type(batch):
+    model = classifier(num_labels=3)
+    labels = torch.tensor([0, 2, 1])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    assert model.config.problem_type == "single_label_classification"
+
+
+def test_multi_label_loss(batch):
+    model = classifier(num_labels=4)
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 1]])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels))
+    assert model.config.problem_type == "multi_label_classification"
+
+
+def test_regression_loss(batch):
+    model = classifier(num_labels=1)
+    labels = torch.tensor([0.5, -1.0, 2.0])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(-1), labels))
+    assert model.config.problem_type == "regression"
+
+
+def test_label_outside_num_labels_is_a_clear_error(batch):
+    model = classifier(num_labels=2)
+    with pytest.raises(ValueError, match=r"labels contain 5, outside \[0, num_labels=2\)"):
+        model(input_ids=batch["input_ids"], labels=torch.tensor([0, 5, 1]))
+
+
+def test_labels_of_the_wrong_shape(batch):
+    model = classifier(num_labels=2)
+    with pytest.raises(ValueError, match=r"labels have shape \(2,\); single-label classification expects \(3,\)"):
+        model(input_ids=batch["input_ids"], labels=torch.tensor([0, 1]))
+
+
+def test_all_padding_row_is_finite(batch):
+    model = classifier(num_labels=2)
+    mask = batch["attention_mask"].clone()
+    mask[0] = 0
+    for implementation in ("sdpa", "eager"):
+        model.set_attn_implementation(implementation)
+        assert torch.isfinite(model(input_ids=batch["input_ids"], attention_mask=mask).logits).all()
+
+
+WORDS = "good great fine superb bad awful poor dreadful the a film plot was is very".split()
+POSITIVE, NEGATIVE = WORDS[:4], WORDS[4:8]
+FILLER = WORDS[8:]
+
+
+def sentiment_examples(count, seed):
+    """Toy sentences whose label is set by which word list their one opinion word comes from."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(count):
+        label = rng.randint(0, 1)
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+        examples.append({"text": " ".join(words), "label": label})
+    return examples
+
+
+def test_trainer_learns_a_separable_task_and_the_model_works_in_a_pipeline(tmp_path):
+    tokenizer = word_tokenizer(WORDS)
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer), num_labels=2, id2label={0: "negative", 1: "positive"},
+                         label2id={"negative": 0, "positive": 1})
+    model = VanillaTransformerForSequenceClassification(config)
+
+    def tokenize(rows):
+        return tokenizer(rows["text"], truncation=True)
+
+    train = Dataset.from_list(sentiment_examples(2000, seed=0)).map(tokenize, batched=True, remove_columns=["text"])
+    test_rows = sentiment_examples(200, seed=1)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=150, per_device_train_batch_size=32, learning_rate=1e-3,
+        warmup_steps=10, save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True, seed=0,
+    )
+    Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer)).train()
+
+    folder = tmp_path / "classifier"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    classify = pipeline("text-classification", model=str(folder), device="cpu")
+    predictions = classify([row["text"] for row in test_rows], batch_size=16)
+    accuracy = sum(p["label"] == config.id2label[row["label"]] for p, row in zip(predictions, test_rows)) / 200
+    assert accuracy >= 0.95
+    assert {p["label"] for p in predictions} == {"negative", "positive"}
