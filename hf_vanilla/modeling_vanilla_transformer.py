@@ -346,28 +346,19 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, (VanillaTransformerEncoder, VanillaTransformerDecoder)):
+        elif isinstance(module, _VanillaTransformerStack):
             # a non-persistent buffer is never loaded: rebuild it (from_pretrained creates the model on meta)
             with torch.no_grad():
                 module.position_encoding.copy_(
                     sinusoidal_position_encoding(self.config.max_position_embeddings, self.config.d_model)
                 )
 
-    def _embed(self, stack, input_ids, inputs_embeds, past_length, name):
-        """Scaled token embedding plus the sinusoidal encoding of each position, then dropout."""
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError(f"Give exactly one of {name} and its inputs_embeds.")
-        if inputs_embeds is None:
-            _check_input_ids(input_ids, self.config, name)
-            inputs_embeds = stack.embed_tokens(input_ids) * stack.embed_scale
-        length = inputs_embeds.shape[1]
-        _check_length(past_length + length, self.config, name)
-        positions = stack.position_encoding[past_length : past_length + length].to(inputs_embeds.dtype)
-        return stack.dropout(inputs_embeds + positions)  # (B, L, d)
 
+class _VanillaTransformerStack(VanillaTransformerPreTrainedModel):
+    """What encoder and decoder share: the scaled token embedding, the sinusoidal table, N layers, a final norm."""
 
-class VanillaTransformerEncoder(VanillaTransformerPreTrainedModel):
-    """N encoder layers over the embedded source, with a final LayerNorm in pre-LN."""
+    layer_class = None  # set by the subclass
+    num_layers_field = None
 
     def __init__(self, config, embed_tokens=None):
         super().__init__(config)
@@ -381,10 +372,46 @@ class VanillaTransformerEncoder(VanillaTransformerPreTrainedModel):
             persistent=False,
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(VanillaTransformerEncoderLayer(config, i) for i in range(config.encoder_layers))
+        num_layers = getattr(config, self.num_layers_field)
+        self.layers = nn.ModuleList(self.layer_class(config, i) for i in range(num_layers))
         # post-LN already normalises after every sub-layer
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
         self.post_init()
+
+    def _embed(self, input_ids, inputs_embeds, past_length, name):
+        """Scaled token embedding plus the sinusoidal encoding of each position, then dropout."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError(f"Give exactly one of {name} and its inputs_embeds.")
+        if inputs_embeds is None:
+            _check_input_ids(input_ids, self.config, name)
+            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+        length = inputs_embeds.shape[1]
+        _check_length(past_length + length, self.config, name)
+        positions = self.position_encoding[past_length : past_length + length].to(inputs_embeds.dtype)
+        return self.dropout(inputs_embeds + positions)  # (B, L, d)
+
+    def _final_norm(self, hidden_states, all_hidden_states):
+        """The pre-LN stack's last LayerNorm; the last of the returned hidden states is the normalised one."""
+        if self.layer_norm is None:
+            return hidden_states, all_hidden_states
+        hidden_states = self.layer_norm(hidden_states)
+        if all_hidden_states is not None:
+            all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        return hidden_states, all_hidden_states
+
+    def _output_flags(self, output_attentions, output_hidden_states):
+        config = self.config
+        return (
+            output_attentions if output_attentions is not None else config.output_attentions,
+            output_hidden_states if output_hidden_states is not None else config.output_hidden_states,
+        )
+
+
+class VanillaTransformerEncoder(_VanillaTransformerStack):
+    """N encoder layers over the embedded source, with a final LayerNorm in pre-LN."""
+
+    layer_class = VanillaTransformerEncoderLayer
+    num_layers_field = "encoder_layers"
 
     def forward(
         self,
@@ -396,11 +423,8 @@ class VanillaTransformerEncoder(VanillaTransformerPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        hidden_states = self._embed(self, input_ids, inputs_embeds, 0, "input_ids")
+        output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
+        hidden_states = self._embed(input_ids, inputs_embeds, 0, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -411,33 +435,17 @@ class VanillaTransformerEncoder(VanillaTransformerPreTrainedModel):
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (weights,)
-        if self.layer_norm is not None:
-            hidden_states = self.layer_norm(hidden_states)
-            if output_hidden_states:  # the last hidden state is the normalised one, as in last_hidden_state
-                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        hidden_states, all_hidden_states = self._final_norm(hidden_states, all_hidden_states)
         output = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states,
                                  attentions=all_attentions)
         return output if return_dict is not False else output.to_tuple()
 
 
-class VanillaTransformerDecoder(VanillaTransformerPreTrainedModel):
+class VanillaTransformerDecoder(_VanillaTransformerStack):
     """N decoder layers over the embedded, right-shifted target, attending to the encoder output."""
 
-    def __init__(self, config, embed_tokens=None):
-        super().__init__(config)
-        if embed_tokens is None:
-            embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-        self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.register_buffer(
-            "position_encoding",
-            sinusoidal_position_encoding(config.max_position_embeddings, config.d_model),
-            persistent=False,
-        )
-        self.dropout = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(VanillaTransformerDecoderLayer(config, i) for i in range(config.decoder_layers))
-        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
-        self.post_init()
+    layer_class = VanillaTransformerDecoderLayer
+    num_layers_field = "decoder_layers"
 
     def forward(
         self,
@@ -454,10 +462,7 @@ class VanillaTransformerDecoder(VanillaTransformerPreTrainedModel):
         **kwargs,
     ):
         cache = _pop_cache_kwarg(cache, kwargs)
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if encoder_hidden_states is None:
             raise ValueError("The decoder needs encoder_hidden_states: run the encoder first.")
@@ -469,7 +474,7 @@ class VanillaTransformerDecoder(VanillaTransformerPreTrainedModel):
             raise ValueError(f"cache must be an EncoderDecoderCache, got {type(cache).__name__}.")
         past_length = cache.get_seq_length() if cache is not None else 0
 
-        hidden_states = self._embed(self, input_ids, inputs_embeds, past_length, "decoder_input_ids")
+        hidden_states = self._embed(input_ids, inputs_embeds, past_length, "decoder_input_ids")
         batch_size, length = hidden_states.shape[:2]
         padding = _padding_mask(attention_mask, batch_size, past_length + length, "decoder_attention_mask")
         needs_explicit = (self.config._attn_implementation or "eager") != "sdpa" or bool(output_attentions)
@@ -496,10 +501,7 @@ class VanillaTransformerDecoder(VanillaTransformerPreTrainedModel):
             if output_attentions:
                 all_self_attentions += (self_weights,)
                 all_cross_attentions += (cross_weights,)
-        if self.layer_norm is not None:
-            hidden_states = self.layer_norm(hidden_states)
-            if output_hidden_states:
-                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        hidden_states, all_hidden_states = self._final_norm(hidden_states, all_hidden_states)
         output = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             hidden_states=all_hidden_states,
@@ -682,17 +684,9 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
             if num_items_in_batch is not None:
                 loss = loss / num_items_in_batch
 
-        output = Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-            **_cache_output(outputs[_CACHE_FIELD] if _CACHE_FIELD in outputs else None),
-        )
+        # the base model's outputs (cache, hidden states, attentions) pass through under the same names
+        passed_on = {key: value for key, value in outputs.items() if key != "last_hidden_state"}
+        output = Seq2SeqLMOutput(loss=loss, logits=logits, **passed_on)
         return output if return_dict is not False else output.to_tuple()
 
     def prepare_decoder_input_ids_from_labels(self, labels):
