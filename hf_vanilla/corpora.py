@@ -12,6 +12,7 @@ Translation data comes back with the columns `source` and `target`; classificati
 import bz2
 import csv
 import hashlib
+import html
 import html.parser
 import io
 import json
@@ -250,7 +251,7 @@ def _build_bbc_news(corpus, pair, workdir):
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 text = raw.decode("cp1252")  # this corpus's few non-ASCII files are Windows-1252 (the pound sign)
-            rows.append({"text": _clean(text), "label": _BBC_TOPICS.index(topic)})
+            rows.append({"text": _clean(html.unescape(text)), "label": _BBC_TOPICS.index(topic)})
     if len(rows) < 1000:
         _fail(corpus, f"the package changed shape: only {len(rows)} articles under {prefix}")
     return rows

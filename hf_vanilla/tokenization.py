@@ -1,0 +1,48 @@
+"""A joint byte-level BPE vocabulary for source and target (the paper's shared vocabulary), as a fast tokenizer.
+
+The result is a plain `PreTrainedTokenizerFast`: `AutoTokenizer.from_pretrained` loads the saved folder with no code
+of this project. Byte-level BPE has no unknown characters and decodes back to exactly the text it was given
+(accents, ß, œ and all).
+"""
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+# ids fixed to match VanillaTransformerConfig's defaults (pad 0, bos 1, eos 2) plus unk 3
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int = 1024
+) -> PreTrainedTokenizerFast:
+    """Train byte-level BPE on `texts` (give source and target sentences together for one shared vocabulary).
+
+    Every encoded sequence ends with `</s>`, targets too (`text_target=`); the model's decoder starts from `<s>`.
+    """
+    if vocab_size <= len(SPECIAL_TOKENS) + 256:
+        raise ValueError(f"vocab_size={vocab_size} leaves no room for merges: byte-level BPE needs more than 260.")
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS.values()),  # in this order: ids 0, 1, 2, 3
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    eos = SPECIAL_TOKENS["eos_token"]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, backend.token_to_id(eos))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        model_max_length=model_max_length,
+        padding_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+        **SPECIAL_TOKENS,
+    )
