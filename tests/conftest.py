@@ -76,3 +76,37 @@ def word_tokenizer(words):
         unk_token="<unk>",
         model_input_names=["input_ids", "attention_mask"],
     )
+
+
+# a toy language pair: word-by-word substitution with one reordering (adjective after noun), so a model must learn
+# both a lexicon and a little syntax
+LEXICON = {"the": "le", "a": "un", "cat": "chat", "dog": "chien", "bird": "oiseau", "sees": "voit", "eats": "mange",
+           "likes": "aime", "big": "grand", "small": "petit", "red": "rouge", "black": "noir", "today": "aujourd'hui"}
+
+
+def toy_translation_pairs(count, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    nouns, verbs, adjectives = ["cat", "dog", "bird"], ["sees", "eats", "likes"], ["big", "small", "red", "black"]
+    pairs = []
+    for _ in range(count):
+        subject, verb, obj, adjective = rng.choice(nouns), rng.choice(verbs), rng.choice(nouns), rng.choice(adjectives)
+        english = f"the {adjective} {subject} {verb} a {obj}" + (" today" if rng.random() < 0.3 else "")
+        french = f"le {LEXICON[subject]} {LEXICON[adjective]} {LEXICON[verb]} un {LEXICON[obj]}" + (
+            " aujourd'hui" if english.endswith("today") else "")
+        pairs.append({"source": english + ".", "target": french + "."})
+    return pairs
+
+
+@pytest.fixture
+def translation_csv(tmp_path):
+    import csv
+
+    path = tmp_path / "pairs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["en", "fr"])
+        writer.writeheader()
+        for pair in toy_translation_pairs(400):
+            writer.writerow({"en": pair["source"], "fr": pair["target"]})
+    return path

@@ -5,7 +5,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, pipeline
 
-from conftest import VOCAB, scrambled, tiny_config, word_tokenizer
+from conftest import scrambled, tiny_config, word_tokenizer
 from hf_vanilla import VanillaTransformerForSequenceClassification
 
 

@@ -1,0 +1,174 @@
+"""What the recipes share: model arguments, the tokenizer, batched translation, output folders and model cards."""
+
+import json
+import shlex
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, TrainerCallback
+
+from hf_vanilla import PRESETS, VanillaTransformerConfig
+from hf_vanilla.metrics import translation_scores
+from hf_vanilla.tokenization import train_bpe_tokenizer
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="small", metadata={"help": f"Model size: {', '.join(PRESETS)}."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from a saved model folder instead of a fresh preset."}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "A saved tokenizer folder; without it a joint BPE is trained on train."}
+    )
+    vocab_size: int = field(default=8000, metadata={"help": "BPE vocabulary size when a tokenizer is trained."})
+    norm_first: bool = field(default=True, metadata={"help": "Pre-LN (True) or the paper's post-LN (False)."})
+    dropout: float | None = field(default=None, metadata={"help": "Override the preset's dropout."})
+    max_source_length: int = field(default=128, metadata={"help": "Longer sources are truncated."})
+    max_target_length: int = field(default=128, metadata={"help": "Longer targets are truncated."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"Unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}.")
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be sdpa or eager, got {self.attn_implementation!r}.")
+
+    def config(self, tokenizer, **extra):
+        """The preset, sized to the tokenizer, with this run's overrides."""
+        overrides = {"norm_first": self.norm_first, **({"dropout": self.dropout} if self.dropout is not None else {})}
+        return VanillaTransformerConfig.from_preset(
+            self.preset,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            max_position_embeddings=max(self.max_source_length, self.max_target_length) + 64,
+            attn_implementation=self.attn_implementation,
+            **overrides,
+            **extra,
+        )
+
+
+def check_output_dir(output_dir, overwrite, resuming):
+    """Refuse to write into a non-empty output folder unless asked to overwrite it or to resume from it."""
+    path = Path(output_dir)
+    if path.is_dir() and any(path.iterdir()) and not overwrite and not resuming:
+        raise ValueError(
+            f"The output folder {output_dir} exists and is not empty: pass --overwrite_output_dir to replace its "
+            f"contents, --resume_from_checkpoint to continue its run, or choose another --output_dir."
+        )
+
+
+def get_tokenizer(model_args, texts=None, output_dir=None):
+    """The given tokenizer, or a joint BPE trained on `texts` (source and target together, one vocabulary)."""
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    if name:
+        return AutoTokenizer.from_pretrained(name)
+    print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
+    if output_dir:
+        tokenizer.save_pretrained(output_dir)
+    return tokenizer
+
+
+def translation_features(tokenizer, max_source_length, max_target_length):
+    """A batched `map` function: source -> input_ids/attention_mask, target -> labels, plus lengths for batching."""
+
+    def tokenize(rows):
+        features = tokenizer(rows["source"], max_length=max_source_length, truncation=True)
+        targets = tokenizer(text_target=rows["target"], max_length=max_target_length, truncation=True)
+        features["labels"] = targets["input_ids"]
+        features["length"] = [len(s) + len(t) for s, t in zip(features["input_ids"], features["labels"])]
+        return features
+
+    return tokenize
+
+
+def paper_generation_settings(model, num_beams=4, length_penalty=0.6, max_new_tokens=None):
+    """Beam 4 and length penalty 0.6 as the paper; the per-batch "input length + 50" limit is set by `translate`."""
+    generation_config = model.generation_config
+    generation_config.num_beams = num_beams
+    generation_config.length_penalty = length_penalty
+    generation_config.early_stopping = True
+    generation_config.max_length = None  # max_new_tokens alone sets the limit
+    # plain `model.generate` calls get a static limit: the paper's "input length + 50" for the longest input
+    generation_config.max_new_tokens = max_new_tokens or model.config.max_position_embeddings - 1
+    return generation_config
+
+
+@torch.no_grad()
+def translate(model, tokenizer, texts, batch_size=64, num_beams=None, max_source_length=None, extra_length=50):
+    """Translate `texts` in batches of similar length; each batch may output up to its input length + 50 tokens."""
+    model.eval()
+    texts = list(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outputs = [None] * len(texts)
+    limit = model.config.max_position_embeddings - 1
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True, truncation=True,
+                          max_length=max_source_length or limit).to(model.device)
+        generated = model.generate(
+            **batch,
+            num_beams=num_beams or model.generation_config.num_beams,
+            max_new_tokens=min(batch["input_ids"].shape[1] + extra_length, limit),
+        )
+        for i, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+            outputs[i] = text.strip()
+    return outputs
+
+
+def evaluate_translation(model, tokenizer, dataset, batch_size=64, num_beams=None, max_source_length=None):
+    """BLEU and chrF (with sacreBLEU signatures) of the model's translations of `dataset`'s sources."""
+    predictions = translate(model, tokenizer, dataset["source"], batch_size, num_beams, max_source_length)
+    return {**translation_scores(predictions, list(dataset["target"])), "predictions": predictions}
+
+
+class SaveOnInterrupt(TrainerCallback):
+    """Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and stops, so the run can be resumed."""
+
+    def __init__(self):
+        self.interrupted = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request_stop)
+
+    def _request_stop(self, signum, frame):
+        if self.interrupted:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+def command_line():
+    """The exact command that ran, for the model card."""
+    module = Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
+    module = module[module.index("recipes.") :] if "recipes." in module else module
+    return "python -m " + " ".join([module] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_model_card(output_dir, title, sections):
+    """`README.md` of a saved model folder: a title and (heading, markdown) sections."""
+    lines = [f"# {title}", ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", body.strip(), ""]
+    (Path(output_dir) / "README.md").write_text("\n".join(lines))
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

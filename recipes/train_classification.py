@@ -1,0 +1,174 @@
+"""Train a vanilla Transformer encoder for text classification with Trainer.
+
+    python -m recipes.train_classification                                  # rotten-tomatoes, small preset
+    python -m recipes.train_classification --corpus bbc-news --max_source_length 256
+    python -m recipes.train_classification --train_file reviews.csv --text_column review --label_column stars
+    python -m recipes.train_classification --init_from outputs/translation  # start from a translation encoder
+
+The model is the encoder, mean pooling over the non-padding tokens and a linear layer. The saved folder works in
+`pipeline("text-classification", model=FOLDER)`. The checkpoint with the best validation accuracy is kept.
+"""
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import transformers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from hf_vanilla import VanillaTransformerForSequenceClassification
+from hf_vanilla.corpora import corpus_meta
+from hf_vanilla.metrics import classification_scores
+from recipes.common import (
+    ModelArguments,
+    SaveOnInterrupt,
+    check_output_dir,
+    command_line,
+    get_tokenizer,
+    markdown_table,
+    write_json,
+    write_model_card,
+)
+from recipes.data_args import DataArguments
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassificationArguments:
+    init_from: str | None = field(
+        default=None, metadata={"help": "A saved translation (or classification) model folder: its encoder, "
+                                        "embedding and tokenizer start the classifier."}
+    )
+    classifier_pooling: str = field(default="mean", metadata={"help": "mean (over non-padding tokens) or first."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation rows."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use at most this many test rows."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+
+
+@dataclass
+class ClassificationTrainingArguments(TrainingArguments):
+    output_dir: str = field(default="outputs/classification", metadata={"help": "Where the model goes."})
+    learning_rate: float = field(default=5e-4)
+    warmup_steps: float = field(default=200)
+    lr_scheduler_type: str = field(default="linear")
+    adam_beta2: float = field(default=0.98)
+    weight_decay: float = field(default=0.01)
+    per_device_train_batch_size: int = field(default=32)
+    per_device_eval_batch_size: int = field(default=128)
+    num_train_epochs: float = field(default=5.0)
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    save_total_limit: int | None = field(default=2)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str | None = field(default="accuracy")
+    logging_steps: float = field(default=50)
+    report_to: str | None = field(default="none")
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, ClassificationArguments,
+                               ClassificationTrainingArguments), description=__doc__)
+    try:
+        model_args, data_args, args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:
+        parser.error(str(error))
+    if not (data_args.corpus or data_args.train_file or data_args.dataset_name):
+        data_args.corpus = "rotten-tomatoes"
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
+    set_seed(training_args.seed)
+
+    raw = data_args.load("classification")
+    for split, limit in [("train", args.max_train_samples), ("validation", args.max_eval_samples),
+                         ("test", args.max_predict_samples)]:
+        if limit is not None and limit < len(raw[split]):
+            raw[split] = raw[split].select(range(limit))
+    label_names = raw["train"].features["label"].names
+    id2label = dict(enumerate(label_names))
+    label2id = {name: i for i, name in id2label.items()}
+
+    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+    if args.init_from:
+        tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.init_from, num_labels=len(label_names), id2label=id2label, label2id=label2id,
+            classifier_pooling=args.classifier_pooling, attn_implementation=model_args.attn_implementation,
+            **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),
+        )
+    else:
+        tokenizer = get_tokenizer(model_args, list(raw["train"]["text"]), training_args.output_dir)
+        config = model_args.config(tokenizer, num_labels=len(label_names), id2label=id2label, label2id=label2id,
+                                   classifier_pooling=args.classifier_pooling)
+        model = VanillaTransformerForSequenceClassification(config)
+    model.config.problem_type = "single_label_classification"
+
+    def tokenize(rows):
+        return tokenizer(rows["text"], max_length=model_args.max_source_length, truncation=True)
+
+    tokenized = raw.map(tokenize, batched=True, remove_columns=["text"], desc="tokenizing")
+
+    def compute_metrics(prediction):
+        logits, labels = prediction
+        return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
+
+    interrupt = SaveOnInterrupt()
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[interrupt],
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if interrupt.interrupted:
+        print(f"\nstopped at step {trainer.state.global_step}; resume with: {command_line()} "
+              f"--resume_from_checkpoint <the newest checkpoint in {training_args.output_dir}>", file=sys.stderr)
+        return 130
+
+    scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
+    trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
+    write_json(Path(training_args.output_dir) / "results.json", scores)
+    name = data_args.corpus or data_args.dataset_name or data_args.train_file
+    meta = corpus_meta(data_args.corpus, None, data_args.cache_dir) if data_args.corpus else None
+    config = model.config
+    write_model_card(training_args.output_dir, f"Vanilla Transformer classifier ({name})", [
+        ("Model", f"`VanillaTransformerForSequenceClassification` (hf_vanilla): d_model {config.d_model}, "
+                  f"{config.encoder_layers} encoder layers, {config.num_attention_heads} heads, "
+                  f"{config.classifier_pooling} pooling, {model.num_parameters() / 1e6:.1f}M parameters"
+                  + (f", encoder started from `{args.init_from}`." if args.init_from else ", trained from scratch.")),
+        ("Data", f"`{name}`: " + ", ".join(f"{s} {len(r)}" for s, r in raw.items())
+         + f"; labels {', '.join(label_names)}."
+         + (f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."
+            if meta else "")),
+        ("Results", markdown_table(["split", "accuracy", "macro-F1"], [
+            [split, f"{s[f'{split}_accuracy']:.4f}", f"{s[f'{split}_macro_f1']:.4f}"] for split, s in scores.items()])),
+        ("Reproduce", f"```\n{command_line()}\n```"),
+        ("Use", "```python\nimport hf_vanilla  # or trust_remote_code=True without the package\n"
+                "from transformers import pipeline\n"
+                f"classify = pipeline(\"text-classification\", model={str(training_args.output_dir)!r})\n"
+                "print(classify(\"A gripping, beautifully acted film.\"))\n```"),
+    ])
+    test = scores["test"]
+    print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
+          f"model saved in {training_args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Translate sentences with a saved model: one per line from stdin or --input, translations to stdout.
+
+    echo "Select the cells." | python -m recipes.translate --model outputs/translation
+    python -m recipes.translate --model outputs/translation --input sentences.txt --num_beams 4
+    python -m recipes.translate --model outputs/translation --plot_attention attention.png < sentences.txt
+"""
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, HfArgumentParser
+
+import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
+from hf_vanilla.plots import plot_attention
+from recipes.common import translate
+
+
+@dataclass
+class TranslateArguments:
+    model: str = field(metadata={"help": "A saved model folder (with its tokenizer)."})
+    input: str | None = field(default=None, metadata={"help": "A text file, one sentence a line (default stdin)."})
+    num_beams: int | None = field(default=None, metadata={"help": "Beam size (default: the model's, 4)."})
+    batch_size: int = field(default=32, metadata={"help": "Sentences translated together."})
+    plot_attention: str | None = field(
+        default=None, metadata={"help": "Draw the first sentence's cross-attention (last layer, mean of heads) "
+                                        "as a heatmap in this PNG file."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
+
+
+def attention_heatmap(model, tokenizer, sentence, path, num_beams):
+    """Generate the translation of `sentence`, then draw the cross-attention each output token paid to the source."""
+    batch = tokenizer([sentence], return_tensors="pt")
+    output = model.generate(**batch, num_beams=num_beams or model.generation_config.num_beams,
+                            max_new_tokens=batch["input_ids"].shape[1] + 50)
+    with torch.no_grad():  # one teacher-forced pass over the chosen output gives every step's weights
+        attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
+    weights = attentions[-1][0].mean(0)  # last layer, mean over heads: (output tokens, source tokens)
+    source = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    target = tokenizer.convert_ids_to_tokens(output[0, 1:])
+    clean = [t.replace("Ġ", "▁") for t in source], [t.replace("Ġ", "▁") for t in target]
+    plot_attention(weights.numpy(), clean[0], clean[1], path, title="cross-attention (last layer, mean of heads)")
+
+
+def main(argv=None):
+    (args,) = HfArgumentParser(TranslateArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
+    if not Path(args.model).is_dir():
+        print(f"error: --model {args.model} is not a folder; give the output folder of a training run", file=sys.stderr)
+        return 2
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
+    stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    with stream:
+        sentences = [line.strip() for line in stream if line.strip()]
+    if not sentences:
+        print("error: no sentences to translate (empty input)", file=sys.stderr)
+        return 2
+    for line in translate(model, tokenizer, sentences, args.batch_size, args.num_beams):
+        print(line, flush=True)
+    if args.plot_attention:
+        attention_heatmap(model, tokenizer, sentences[0], args.plot_attention, args.num_beams)
+        print(f"attention of the first sentence drawn in {args.plot_attention}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Every recipe end to end on small local data, in seconds: tiny preset, few steps."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+import hf_vanilla  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+TRANSLATION_FLAGS = ["--preset", "tiny", "--vocab_size", "300", "--source_column", "en", "--target_column", "fr",
+                     "--max_eval_samples", "20", "--max_predict_samples", "20", "--logging_steps", "5"]
+
+
+def run_module(module, *args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def check_translation_folder(folder):
+    files = {p.name for p in Path(folder).iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "README.md",
+            "training_curves.png", "modeling_vanilla_transformer.py", "results.json"} <= files
+    config = json.loads((Path(folder) / "config.json").read_text())
+    assert "AutoModelForSeq2SeqLM" in config["auto_map"]
+    generation = json.loads((Path(folder) / "generation_config.json").read_text())
+    assert generation["num_beams"] == 4 and generation["length_penalty"] == 0.6
+    card = (Path(folder) / "README.md").read_text()
+    assert "BLEU" in card and "nrefs:1|case:mixed" in card and "python -m recipes." in card
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    out = model.generate(**tokenizer(["the red cat sees a dog."], return_tensors="pt"), max_new_tokens=12)
+    assert isinstance(tokenizer.decode(out[0], skip_special_tokens=True), str)
+
+
+def test_train_translation_end_to_end(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    result = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out,
+                        *TRANSLATION_FLAGS, "--max_steps", 30, "--save_steps", 10, "--eval_steps", 15,
+                        "--average_last_n", 3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test BLEU" in result.stdout
+    check_translation_folder(out)
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["results"]) == {"last", "average of last 3"}
+
+
+def test_existing_output_dir_is_refused(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out,
+                        *TRANSLATION_FLAGS, "--max_steps", 2)
+    assert result.returncode != 0
+    assert "exists and is not empty" in result.stderr and "--overwrite_output_dir" in result.stderr
+    assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    args = ["--train_file", translation_csv, "--output_dir", out, *TRANSLATION_FLAGS, "--max_steps", 400,
+            "--save_steps", 1000, "--eval_steps", 1000, "--average_last_n", 1]
+    process = subprocess.Popen([sys.executable, "-m", "recipes.train_translation", *map(str, args)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(out.glob("tokenizer.json")):
+        time.sleep(0.2)
+    time.sleep(4)  # into the training loop
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and "resume with" in stderr
+    step = int(checkpoints[0].name.split("-")[1])
+    assert 0 < step < 400
+
+    result = run_module("recipes.train_translation", *args, "--resume_from_checkpoint", checkpoints[0])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / "checkpoint-400" / "trainer_state.json").read_text())
+    assert state["global_step"] == 400
+    check_translation_folder(out)
+
+
+def test_accelerate_recipe_and_resume(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    args = ["--train_file", translation_csv, "--output_dir", out, *TRANSLATION_FLAGS, "--max_steps", 12,
+            "--save_steps", 6, "--max_tokens", 600, "--gradient_accumulation_steps", 2, "--average_last_n", 2]
+    result = run_module("recipes.train_translation_accelerate", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_translation_folder(out)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-6"]
+    # resume from the middle: the loop state says where it was
+    resumed = run_module("recipes.train_translation_accelerate", *args, "--resume_from_checkpoint",
+                         out / "checkpoint-6")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr and "at step 6" in resumed.stderr
+
+
+def test_accelerate_recipe_on_two_processes(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                "-m", "recipes.train_translation_accelerate"]
+    args = ["--train_file", translation_csv, "--output_dir", out, *TRANSLATION_FLAGS, "--max_steps", 4,
+            "--save_steps", 4, "--max_tokens", 400]
+    result = subprocess.run(torchrun + list(map(str, args)), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "rank 0 finished" in result.stdout and "rank 1 finished" in result.stdout
+    assert "2 processes" in result.stderr
+    check_translation_folder(out)
+
+
+def test_token_budget_batches():
+    from recipes.train_translation_accelerate import token_budget_batches
+
+    lengths = [5, 30, 7, 12, 30, 2, 9, 16, 25, 3] * 10
+    batches = token_budget_batches(lengths, max_tokens=64, seed=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(100))
+    assert all(len(batch) * max(lengths[i] for i in batch) <= 64 for batch in batches)
+    assert batches == token_budget_batches(lengths, max_tokens=64, seed=0)
+
+
+def write_reviews(path, count=300):
+    import random
+
+    rng = random.Random(0)
+    good, bad = ["wonderful", "moving", "brilliant", "funny"], ["boring", "dull", "awful", "clumsy"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["review", "stars"])
+        writer.writeheader()
+        for _ in range(count):
+            positive = rng.random() < 0.5
+            word = rng.choice(good if positive else bad)
+            writer.writerow({"review": f"the film was {word} and the cast {rng.choice(['too', 'also'])}",
+                             "stars": "pos" if positive else "neg"})
+
+
+def test_train_classification_end_to_end_and_init_from_translation(tmp_path, translation_csv):
+    data = tmp_path / "reviews.csv"
+    write_reviews(data)
+    out = tmp_path / "classifier"
+    result = run_module("recipes.train_classification", "--train_file", data, "--text_column", "review",
+                        "--label_column", "stars", "--preset", "tiny", "--vocab_size", "300", "--output_dir", out,
+                        "--num_train_epochs", 3, "--learning_rate", "2e-3", "--warmup_steps", 5)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stdout
+    scores = json.loads((out / "results.json").read_text())
+    assert scores["test"]["test_accuracy"] >= 0.9
+    classify = pipeline("text-classification", model=str(out), device="cpu")
+    assert classify("the film was brilliant and the cast too")[0]["label"] == "pos"
+    assert "accuracy" in (out / "README.md").read_text()
+
+    # a classifier started from a translation model's encoder
+    translation = tmp_path / "translation"
+    assert run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", translation,
+                      *TRANSLATION_FLAGS, "--max_steps", 4, "--average_last_n", 1).returncode == 0
+    started = tmp_path / "started"
+    result = run_module("recipes.train_classification", "--train_file", data, "--text_column", "review",
+                        "--label_column", "stars", "--init_from", translation, "--output_dir", started,
+                        "--max_steps", 2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    encoder = AutoModelForSeq2SeqLM.from_pretrained(translation).model.encoder.layers[0].self_attn.q_proj.weight
+    classifier = AutoModelForSequenceClassification.from_pretrained(started)
+    # two steps at a small learning rate move the weights only a little from where they started
+    assert torch.allclose(classifier.model.encoder.layers[0].self_attn.q_proj.weight, encoder, atol=0.05)
+    assert classifier.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_translate_and_classify_clis(tmp_path, translation_csv):
+    out = tmp_path / "model"
+    assert run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out,
+                      *TRANSLATION_FLAGS, "--max_steps", 4, "--average_last_n", 1).returncode == 0
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("the red cat sees a dog.\nthe small bird likes a cat today.\n")
+    plot = tmp_path / "attention.png"
+    result = run_module("recipes.translate", "--model", out, "--input", inputs, "--num_beams", 2,
+                        "--plot_attention", plot)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.strip().splitlines()) == 2
+    assert plot.stat().st_size > 5000
+    missing = run_module("recipes.translate", "--model", tmp_path / "nope")
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
