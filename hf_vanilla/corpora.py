@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "HF_VANILLA_CACHE"
-FORMAT_VERSION = 1  # bump when the cleaning or splitting changes, so that old caches are rebuilt
+FORMAT_VERSION = 2  # bump when the cleaning or splitting changes, so that old caches are rebuilt
 
 
 class CorpusError(RuntimeError):
@@ -326,13 +326,23 @@ def _to_dataset_dict(splits, features):
     )
 
 
-def _folder_checksum(folder):
-    """sha256 over the names and bytes of every file the cache holds (meta.json aside)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "meta.json"):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _file_checksums(folder):
+    """sha256 of every file in a freshly written cache (later `map` calls may add their own files beside them)."""
+    folder = Path(folder)
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "meta.json"
+    }
+
+
+def _intact(folder, checksums):
+    folder = Path(folder)
+    for name, digest in checksums.items():
+        path = folder / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return False
+    return bool(checksums)
 
 
 def _save_atomically(dataset_dict, folder, meta):
@@ -342,7 +352,7 @@ def _save_atomically(dataset_dict, folder, meta):
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
     try:
         dataset_dict.save_to_disk(str(staging / "data"))
-        meta = {**meta, "checksum": _folder_checksum(staging)}
+        meta = {**meta, "files": _file_checksums(staging)}
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks the cache complete
         if folder.exists():
             shutil.rmtree(folder)
@@ -362,7 +372,7 @@ def _load_cached(folder, verify=True):
         return None, None
     if meta.get("format_version") != FORMAT_VERSION:
         return None, None
-    if verify and meta.get("checksum") != _folder_checksum(folder):
+    if verify and not _intact(folder, meta.get("files", {})):
         logger.warning("The cache in %s does not match its recorded checksum: rebuilding it.", folder)
         return None, None
     return datasets.load_from_disk(str(Path(folder) / "data")), meta

@@ -94,9 +94,9 @@ def paper_generation_settings(model, num_beams=4, length_penalty=0.6, max_new_to
     generation_config.num_beams = num_beams
     generation_config.length_penalty = length_penalty
     generation_config.early_stopping = True
-    generation_config.max_length = None  # max_new_tokens alone sets the limit
     # plain `model.generate` calls get a static limit: the paper's "input length + 50" for the longest input
-    generation_config.max_new_tokens = max_new_tokens or model.config.max_position_embeddings - 1
+    # (max_length counts the decoder start token)
+    generation_config.max_length = (max_new_tokens or model.config.max_position_embeddings - 1) + 1
     return generation_config
 
 
@@ -115,7 +115,7 @@ def translate(model, tokenizer, texts, batch_size=64, num_beams=None, max_source
         generated = model.generate(
             **batch,
             num_beams=num_beams or model.generation_config.num_beams,
-            max_new_tokens=min(batch["input_ids"].shape[1] + extra_length, limit),
+            max_length=min(batch["input_ids"].shape[1] + extra_length, limit) + 1,  # + the decoder start token
         )
         for i, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
             outputs[i] = text.strip()

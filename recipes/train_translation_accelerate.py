@@ -94,10 +94,12 @@ def main(argv=None):
         parser.error(str(error))
     if not (data_args.corpus or data_args.train_file or data_args.dataset_name):
         data_args.corpus, data_args.pair = "libreoffice-help", data_args.pair or "en-fr"
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     mixed_precision = loop.mixed_precision or (
         "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no")
+    # cpu=True is what makes Accelerate join a multi-process CPU run (gloo) under torchrun or accelerate launch
     accelerator = Accelerator(gradient_accumulation_steps=loop.gradient_accumulation_steps,
-                              mixed_precision=mixed_precision)
+                              mixed_precision=mixed_precision, cpu=not has_accelerator)
     logging.basicConfig(format=f"%(asctime)s rank {accelerator.process_index} %(levelname)s: %(message)s",
                         level=logging.INFO if accelerator.is_main_process else logging.WARNING)
     transformers.utils.logging.set_verbosity_warning()
@@ -169,7 +171,7 @@ def main(argv=None):
         accelerator.wait_for_everyone()
         return folder
 
-    logger.info("%d optimiser steps, %d batches per epoch and process, peak lr %.2e, %s precision, %d processes",
+    logger.info("%d optimiser steps, %d batches per epoch and process, peak lr %.2e, mixed precision: %s, %d processes",
                 max_steps, len(loader), learning_rate, mixed_precision, accelerator.num_processes)
     progress = tqdm(total=max_steps, initial=step, desc="training", disable=not accelerator.is_local_main_process)
     model.train()

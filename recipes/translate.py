@@ -34,7 +34,7 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
     """Generate the translation of `sentence`, then draw the cross-attention each output token paid to the source."""
     batch = tokenizer([sentence], return_tensors="pt")
     output = model.generate(**batch, num_beams=num_beams or model.generation_config.num_beams,
-                            max_new_tokens=batch["input_ids"].shape[1] + 50)
+                            max_length=min(batch["input_ids"].shape[1] + 50, model.config.max_position_embeddings - 1) + 1)
     with torch.no_grad():  # one teacher-forced pass over the chosen output gives every step's weights
         attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
     weights = attentions[-1][0].mean(0)  # last layer, mean over heads: (output tokens, source tokens)

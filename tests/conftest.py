@@ -31,7 +31,7 @@ def scrambled(model, seed=0, std=0.3):
 @pytest.fixture(scope="session")
 def reversal_model(tmp_path_factory):
     """The `tiny` preset trained on sequence reversal by Seq2SeqTrainer (the demo's recipe), once per session."""
-    from recipes.demo import train_reversal
+    from toy_tasks import train_reversal
 
     return train_reversal(str(tmp_path_factory.mktemp("reversal")), max_steps=900, report=False)
 

@@ -76,6 +76,13 @@ def test_corpus_is_built_once_then_loaded_from_the_cache(tmp_path, fake_corpus):
     assert first["train"][0]["source"].startswith("sentence")
 
 
+def test_files_that_map_adds_to_the_cache_do_not_invalidate_it(tmp_path, fake_corpus):
+    data = load_corpus("fake", cache_dir=tmp_path)
+    data.map(lambda row: {"n": len(row["source"])})  # datasets writes its cache files beside the corpus
+    load_corpus("fake", cache_dir=tmp_path)
+    assert len(fake_corpus) == 1
+
+
 def test_reversed_pair_reuses_the_cache_and_the_split(tmp_path, fake_corpus):
     forward = load_corpus("fake", "en-fr", cache_dir=tmp_path)
     backward = load_corpus("fake", "fr-en", cache_dir=tmp_path)

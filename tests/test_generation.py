@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from recipes.demo import _PadOnly, exact_match, reversal_examples
+from toy_tasks import _PadOnly, exact_match, reversal_examples
 
 DECODING = {
     "greedy": dict(do_sample=False),

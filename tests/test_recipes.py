@@ -127,19 +127,22 @@ def test_token_budget_batches():
     assert batches == token_budget_batches(lengths, max_tokens=64, seed=0)
 
 
-def write_reviews(path, count=300):
+def write_reviews(path, count=1500):
+    """Short reviews whose label is set by their one opinion word; varied enough to leave ~600 distinct texts."""
     import random
 
     rng = random.Random(0)
     good, bad = ["wonderful", "moving", "brilliant", "funny"], ["boring", "dull", "awful", "clumsy"]
+    subjects, fillers = ["the film", "this movie", "the plot", "the cast", "the ending"], ["", " overall", " today",
+                                                                                         " again", " at times"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["review", "stars"])
         writer.writeheader()
         for _ in range(count):
             positive = rng.random() < 0.5
-            word = rng.choice(good if positive else bad)
-            writer.writerow({"review": f"the film was {word} and the cast {rng.choice(['too', 'also'])}",
-                             "stars": "pos" if positive else "neg"})
+            text = f"{rng.choice(subjects)} was {rng.choice(['very ', 'quite ', ''])}" \
+                   f"{rng.choice(good if positive else bad)}{rng.choice(fillers)}"
+            writer.writerow({"review": text, "stars": "pos" if positive else "neg"})
 
 
 def test_train_classification_end_to_end_and_init_from_translation(tmp_path, translation_csv):
@@ -148,14 +151,19 @@ def test_train_classification_end_to_end_and_init_from_translation(tmp_path, tra
     out = tmp_path / "classifier"
     result = run_module("recipes.train_classification", "--train_file", data, "--text_column", "review",
                         "--label_column", "stars", "--preset", "tiny", "--vocab_size", "300", "--output_dir", out,
-                        "--num_train_epochs", 3, "--learning_rate", "2e-3", "--warmup_steps", 5)
+                        "--num_train_epochs", 8, "--learning_rate", "2e-3", "--warmup_steps", 10)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test accuracy" in result.stdout
     scores = json.loads((out / "results.json").read_text())
     assert scores["test"]["test_accuracy"] >= 0.9
     classify = pipeline("text-classification", model=str(out), device="cpu")
-    assert classify("the film was brilliant and the cast too")[0]["label"] == "pos"
+    assert classify("the plot was brilliant overall")[0]["label"] == "pos"
     assert "accuracy" in (out / "README.md").read_text()
+    texts = tmp_path / "texts.txt"
+    texts.write_text("this movie was quite dull\nthe ending was moving at times\n")
+    labelled = run_module("recipes.classify", "--model", out, "--input", texts)
+    assert labelled.returncode == 0, labelled.stderr[-3000:]
+    assert [line.split("\t")[0] for line in labelled.stdout.splitlines()] == ["neg", "pos"]
 
     # a classifier started from a translation model's encoder
     translation = tmp_path / "translation"
@@ -173,7 +181,7 @@ def test_train_classification_end_to_end_and_init_from_translation(tmp_path, tra
     assert classifier.config.id2label == {0: "neg", 1: "pos"}
 
 
-def test_translate_and_classify_clis(tmp_path, translation_csv):
+def test_translate_cli(tmp_path, translation_csv):
     out = tmp_path / "model"
     assert run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out,
                       *TRANSLATION_FLAGS, "--max_steps", 4, "--average_last_n", 1).returncode == 0
@@ -183,7 +191,7 @@ def test_translate_and_classify_clis(tmp_path, translation_csv):
     result = run_module("recipes.translate", "--model", out, "--input", inputs, "--num_beams", 2,
                         "--plot_attention", plot)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(result.stdout.strip().splitlines()) == 2
+    assert result.stdout.count("\n") == 2  # one line per input (an untrained model may give empty ones)
     assert plot.stat().st_size > 5000
     missing = run_module("recipes.translate", "--model", tmp_path / "nope")
     assert missing.returncode == 2 and "is not a folder" in missing.stderr

@@ -97,7 +97,7 @@ REMOTE_CODE = textwrap.dedent(
 
 
 def test_trust_remote_code_without_the_package(tmp_path, reversal_model):
-    from recipes.demo import _PadOnly, reversal_examples
+    from toy_tasks import _PadOnly, reversal_examples
 
     sources = _PadOnly().pad(reversal_examples(4, seed=7))
     folder = tmp_path / "model"
