@@ -1,26 +1,36 @@
-# Set-up is part of every target: the first run creates .venv/ and installs the pinned stack into it.
+# Set-up is part of every target: the first run creates the virtual environment and installs the pinned stack.
 PYTHON ?= python3
 VENV := .venv
-BIN := $(VENV)/bin
+OLDEST := .venv-oldest
+# the core model tests, run again against the oldest supported transformers
+CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
+              tests/test_classification.py tests/test_versions.py
 
-.PHONY: demo test test-all clean
+.PHONY: demo test test-oldest test-all clean
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m recipes.demo
+	$(VENV)/bin/python -m recipes.demo
 
-test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+# the whole suite on the newest supported transformers; saved folders are also loaded by the oldest
+test: $(VENV)/.installed $(OLDEST)/.installed
+	HF_VANILLA_OTHER_PYTHON=$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q
 
-test-all: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-oldest: $(OLDEST)/.installed $(VENV)/.installed
+	HF_VANILLA_OTHER_PYTHON=$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+
+test-all: $(VENV)/.installed $(OLDEST)/.installed
+	HF_VANILLA_OTHER_PYTHON=$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow"
 
 # torch first and pinned: left to the resolver, `torch` alone would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+%/.installed: pyproject.toml
+	$(PYTHON) -m venv $*
+	$*/bin/python -m pip install --quiet --upgrade pip
+	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) torch
+	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed: constraints.txt
+$(OLDEST)/.installed: constraints-oldest.txt
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OLDEST)

@@ -1,6 +1,35 @@
 """Configuration of the vanilla Transformer ("Attention Is All You Need", Vaswani et al., 2017)."""
 
+import warnings
+
+import transformers
+from packaging.version import Version
 from transformers import PretrainedConfig
+
+# The transformers releases this code is tested against (both ends run in CI); keep in step with pyproject.toml.
+SUPPORTED_TRANSFORMERS = (Version("5.0.0"), Version("5.25.0"))  # oldest tested, first untested
+
+
+def _check_transformers_version(installed=transformers.__version__):
+    """Fail clearly below the supported range (4.x lacks the 5.x loading internals this code relies on); warn above
+    it. Runs at import, for the package and for a folder loaded with trust_remote_code alike."""
+    oldest, untested = SUPPORTED_TRANSFORMERS
+    version = Version(installed)
+    if version < oldest:
+        raise ImportError(
+            f"hf_vanilla needs transformers >= {oldest} (tested from {oldest} to below {untested}); transformers "
+            f"{installed} is installed. Upgrade it: pip install 'transformers>={oldest},<{untested}'."
+        )
+    if version.release[:2] >= untested.release[:2]:
+        warnings.warn(
+            f"hf_vanilla is tested with transformers {oldest} to below {untested}; transformers {installed} is "
+            f"installed. It may work; if it fails, install a tested release: pip install "
+            f"'transformers>={oldest},<{untested}'.",
+            stacklevel=2,
+        )
+
+
+_check_transformers_version()
 
 # Activations the feed-forward layer accepts (names as in `transformers.activations.ACT2FN`).
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "swish", "tanh")

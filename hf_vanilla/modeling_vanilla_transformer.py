@@ -63,7 +63,12 @@ def _cached_cross_attention(cache, layer_idx):
 
 
 def _attention_interface(config, output_attentions):
-    """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none)."""
+    """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none).
+
+    `model.set_attn_implementation` only switches kernels in a file where transformers finds, by searching the
+    source text, the pattern of its release: `ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]` (5.0 to
+    5.1x) or `ALL_ATTENTION_FUNCTIONS.get_interface(` (later). This function is what both patterns stand for.
+    """
     implementation = config._attn_implementation or "eager"
     if output_attentions:
         return eager_attention_forward
@@ -340,7 +345,9 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Embedding):
             # with the sqrt(d_model) input scale, this gives unit-variance embeddings and unit-scale tied logits
             nn.init.normal_(module.weight, mean=0.0, std=self.config.d_model**-0.5)
-            if module.padding_idx is not None:
+            # never on loaded weights: the tied output layer trains the padding row too (transformers 5.0 calls
+            # this on loaded modules and marks their weights `_is_hf_initialized`)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
         elif isinstance(module, nn.LayerNorm):
