@@ -13,13 +13,13 @@ demo: $(VENV)/.installed
 
 # the whole suite on the newest supported transformers; saved folders are also loaded by the oldest
 test: $(VENV)/.installed $(OLDEST)/.installed
-	HF_VANILLA_OTHER_PYTHON=$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q
+	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q
 
 test-oldest: $(OLDEST)/.installed $(VENV)/.installed
-	HF_VANILLA_OTHER_PYTHON=$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 test-all: $(VENV)/.installed $(OLDEST)/.installed
-	HF_VANILLA_OTHER_PYTHON=$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow"
+	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow"
 
 # torch first and pinned: left to the resolver, `torch` alone would pull a multi-GB CUDA build.
 %/.installed: pyproject.toml

@@ -22,6 +22,8 @@ from toy_tasks import _PadOnly, reversal_examples
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_PYTHON = os.environ.get("HF_VANILLA_OTHER_PYTHON")
+if OTHER_PYTHON and not os.path.isabs(OTHER_PYTHON):  # relative to the repository, where make runs
+    OTHER_PYTHON = str(REPO / OTHER_PYTHON)
 
 
 def test_older_transformers_is_a_clear_error():

@@ -1,0 +1,311 @@
+"""Speed of hf_vanilla against HF Marian and torch.nn.Transformer at the same sizes, measured side by side.
+
+    python benchmarks/speed.py                       # small and base dims, fp32, this machine
+    python benchmarks/speed.py --dims small --repeats 5 --json results.json
+    python benchmarks/speed.py --device cuda --dtype bfloat16
+
+Shared machines drift, so the three models are measured in one run, in alternation (A B C A B C ...), and the
+medians are compared: the ratios hf_vanilla / Marian are what to read, not the absolute numbers. Measured:
+training tokens/s (forward, backward, AdamW step on fixed-length batches), greedy and beam-4 generation tokens/s
+(a fixed number of new tokens), peak memory of a training step (resident memory of a fresh process on CPU, the
+allocator's peak on GPU), the machine's matmul peak, and each model's training FLOP utilisation
+(`torch.utils.flop_counter`). It checks that hf_vanilla and Marian did the same amount of work (same token counts).
+"""
+
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import MarianConfig, MarianMTModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForConditionalGeneration  # noqa: E402
+from hf_vanilla.modeling_vanilla_transformer import sinusoidal_position_encoding  # noqa: E402
+
+DIMS = {
+    "small": dict(d_model=256, layers=3, heads=4, ffn=1024),
+    "base": dict(d_model=512, layers=6, heads=8, ffn=2048),
+}
+VOCAB, PAD, BOS, EOS = 8000, 0, 1, 2
+
+
+# ---- the three models, same dims, same vocabulary, tied output layer ------------------------------------------------
+
+
+def build_vanilla(dims, dropout):
+    config = VanillaTransformerConfig(
+        vocab_size=VOCAB, d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
+        num_attention_heads=dims["heads"], ffn_dim=dims["ffn"], dropout=dropout, max_position_embeddings=512,
+        attn_implementation="sdpa",
+    )
+    return VanillaTransformerForConditionalGeneration(config)
+
+
+def build_marian(dims, dropout):
+    config = MarianConfig(
+        vocab_size=VOCAB, d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"], encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"], activation_function="relu", dropout=dropout, attention_dropout=0.0,
+        activation_dropout=0.0, max_position_embeddings=512, scale_embedding=True, pad_token_id=PAD,
+        eos_token_id=EOS, bos_token_id=BOS, decoder_start_token_id=BOS, forced_eos_token_id=None,
+        attn_implementation="sdpa",
+    )
+    return MarianMTModel(config)
+
+
+class TorchTransformer(nn.Module):
+    """torch.nn.Transformer with scaled embeddings, the sinusoidal encoding and a tied output layer (no KV cache)."""
+
+    def __init__(self, dims, dropout):
+        super().__init__()
+        d = dims["d_model"]
+        self.embed = nn.Embedding(VOCAB, d, padding_idx=PAD)
+        self.register_buffer("pe", sinusoidal_position_encoding(512, d), persistent=False)
+        self.transformer = nn.Transformer(d, dims["heads"], dims["layers"], dims["layers"], dims["ffn"], dropout,
+                                          batch_first=True, norm_first=True)
+        self.scale = math.sqrt(d)
+
+    def _embed(self, ids):
+        return self.embed(ids) * self.scale + self.pe[: ids.shape[1]]
+
+    def forward(self, input_ids, decoder_input_ids):
+        mask = nn.Transformer.generate_square_subsequent_mask(decoder_input_ids.shape[1], device=input_ids.device)
+        hidden = self.transformer(self._embed(input_ids), self._embed(decoder_input_ids), tgt_mask=mask,
+                                  tgt_is_causal=True)
+        return hidden @ self.embed.weight.T  # tied pre-softmax layer
+
+    @torch.no_grad()
+    def greedy(self, input_ids, new_tokens):
+        memory = self.transformer.encoder(self._embed(input_ids))
+        out = torch.full((input_ids.shape[0], 1), BOS, device=input_ids.device)
+        for _ in range(new_tokens):  # nn.Transformer has no cache: the decoder reruns over the whole prefix
+            mask = nn.Transformer.generate_square_subsequent_mask(out.shape[1], device=input_ids.device)
+            hidden = self.transformer.decoder(self._embed(out), memory, tgt_mask=mask, tgt_is_causal=True)
+            out = torch.cat([out, (hidden[:, -1] @ self.embed.weight.T).argmax(-1, keepdim=True)], dim=1)
+        return out
+
+
+BUILDERS = {"hf_vanilla": build_vanilla, "marian": build_marian, "torch": TorchTransformer}
+
+
+# ---- measurements -------------------------------------------------------------------------------------------------
+
+
+def batch(batch_size, length, device, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    source = torch.randint(4, VOCAB, (batch_size, length), generator=generator).to(device)
+    target = torch.randint(4, VOCAB, (batch_size, length), generator=generator).to(device)
+    return source, target
+
+
+def loss_of(name, model, source, target):
+    decoder_input = torch.cat([torch.full_like(target[:, :1], BOS), target[:, :-1]], dim=1)
+    if name == "torch":
+        logits = model(source, decoder_input)
+    else:
+        logits = model(input_ids=source, decoder_input_ids=decoder_input).logits
+    return nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB), target.reshape(-1))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_steps(name, model, optimizer, source, target, steps, device, autocast):
+    model.train()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        with autocast():
+            loss = loss_of(name, model, source, target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def generate(name, model, source, new_tokens, beams, autocast):
+    model.eval()
+    with torch.no_grad(), autocast():
+        if name == "torch":
+            out = model.greedy(source, new_tokens)
+        else:
+            out = model.generate(input_ids=source, attention_mask=torch.ones_like(source), max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens, num_beams=beams, do_sample=False, use_cache=True)
+    return out[:, 1:].numel()  # generated tokens, the start token aside
+
+
+def matmul_peak(device, dtype, size=2048, repeats=10):
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def training_flops(name, model, source, target, autocast):
+    counter = FlopCounterMode(display=False)
+    with counter, autocast():
+        loss_of(name, model, source, target).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def peak_memory_probe(name, dims_name, batch_size, length, device, dtype):
+    """Run one model's training steps in a fresh process and return its peak memory growth in MiB."""
+    code = (f"import sys; sys.argv=['', '--probe', {name!r}, '--dims', {dims_name!r}, '--batch_size', "
+            f"'{batch_size}', '--length', '{length}', '--device', {device.type!r}, '--dtype', {str(dtype)[6:]!r}]; "
+            f"exec(open({str(Path(__file__).resolve())!r}).read())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def probe(args):
+    """The body of a memory probe: build, one warm-up step, then the peak of three more, relative to the start."""
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    model = BUILDERS[args.probe](DIMS[args.dims], 0.1).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    source, target = batch(args.batch_size, args.length, device)
+    autocast = autocast_for(device, dtype)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        train_steps(args.probe, model, optimizer, source, target, 3, device, autocast)
+        print((torch.cuda.max_memory_allocated() - base) / 2**20)
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        train_steps(args.probe, model, optimizer, source, target, 3, device, autocast)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)  # ru_maxrss is in KiB
+
+
+def autocast_for(device, dtype):
+    if dtype == torch.float32:
+        return lambda: torch.autocast(device.type, enabled=False)
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def measure(dims_name, args, device, dtype):
+    dims = DIMS[dims_name]
+    autocast = autocast_for(device, dtype)
+    torch.manual_seed(0)
+    models = {name: build(dims, 0.1).to(device) for name, build in BUILDERS.items()}
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
+    source, target = batch(args.batch_size, args.length, device)
+    gen_source, _ = batch(args.gen_batch_size, args.length, device, seed=1)
+    results = {name: {"train": [], "greedy": [], "beam4": []} for name in models}
+    work = {name: {} for name in models}
+
+    for name, model in models.items():  # warm-up: allocator, kernels, lazy init
+        train_steps(name, model, optimizers[name], source, target, 1, device, autocast)
+        generate(name, model, gen_source[:2], 2, 1, autocast)
+    for _ in range(args.repeats):
+        for name, model in models.items():  # in alternation, so drift hits every model alike
+            seconds = train_steps(name, model, optimizers[name], source, target, args.train_steps, device, autocast)
+            tokens = args.train_steps * source.numel() * 2
+            results[name]["train"].append(tokens / seconds)
+            work[name]["train_tokens"] = tokens
+            for mode, beams in (("greedy", 1), ("beam4", 4)):
+                if name == "torch" and beams > 1:
+                    continue  # nn.Transformer comes without a beam search
+                start = time.perf_counter()
+                generated = generate(name, model, gen_source, args.new_tokens, beams, autocast)
+                sync(device)
+                results[name][mode].append(generated / (time.perf_counter() - start))
+                work[name][f"{mode}_tokens"] = generated
+
+    assert work["hf_vanilla"] == work["marian"], f"unequal work: {work['hf_vanilla']} vs {work['marian']}"
+    peak = matmul_peak(device, dtype)
+    table = {}
+    for name, model in models.items():
+        step_seconds = args.train_steps * source.numel() * 2 / statistics.median(results[name]["train"])
+        flops = training_flops(name, model, source, target, autocast) + 0  # one step's forward and backward
+        table[name] = {
+            "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "train_tokens_per_s": statistics.median(results[name]["train"]),
+            "greedy_tokens_per_s": statistics.median(results[name]["greedy"]),
+            "beam4_tokens_per_s": statistics.median(results[name]["beam4"]) if results[name]["beam4"] else None,
+            "train_step_tflops": flops / 1e12,
+            "train_flop_utilisation": flops / (step_seconds / args.train_steps) / peak,
+            "peak_train_memory_mib": None if args.skip_memory else peak_memory_probe(
+                name, dims_name, args.batch_size, args.length, device, dtype),
+            "samples": results[name],
+        }
+    return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work}
+
+
+def ratio(table, key):
+    ours, theirs = table["hf_vanilla"][key], table["marian"][key]
+    return ours / theirs if ours and theirs else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dims", choices=list(DIMS) + ["all"], default="all")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--batch_size", type=int, default=32, help="training batch (sentences)")
+    parser.add_argument("--length", type=int, default=32, help="source and target length (tokens)")
+    parser.add_argument("--train_steps", type=int, default=4, help="training steps per measurement")
+    parser.add_argument("--gen_batch_size", type=int, default=16)
+    parser.add_argument("--new_tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--json", default="benchmarks/speed.json")
+    parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        return probe(args)
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch " \
+              f"{torch.__version__}, {args.dtype}, {device.type}"
+    if device.type == "cuda":
+        machine += f" ({torch.cuda.get_device_name()})"
+    report = {"machine": machine, "settings": vars(args), "dims": {}}
+    for dims_name in (DIMS if args.dims == "all" else [args.dims]):
+        print(f"measuring {dims_name} dims ...", file=sys.stderr, flush=True)
+        report["dims"][dims_name] = measure(dims_name, args, device, dtype)
+
+    print(f"\n{machine}")
+    header = f"{'dims':6} {'model':11} {'train tok/s':>12} {'greedy tok/s':>13} {'beam4 tok/s':>12} " \
+             f"{'peak MiB':>9} {'train FLOP util':>16}"
+    print(header + "\n" + "-" * len(header))
+    for dims_name, result in report["dims"].items():
+        for name, row in result["models"].items():
+            print(f"{dims_name:6} {name:11} {row['train_tokens_per_s']:12.0f} {row['greedy_tokens_per_s']:13.0f} "
+                  f"{row['beam4_tokens_per_s'] or float('nan'):12.0f} {row['peak_train_memory_mib'] or float('nan'):9.0f}"
+                  f" {row['train_flop_utilisation']:15.0%}")
+        table = result["models"]
+        result["ratios_vs_marian"] = {key: ratio(table, key) for key in (
+            "train_tokens_per_s", "greedy_tokens_per_s", "beam4_tokens_per_s", "peak_train_memory_mib")}
+        print(f"{dims_name:6} {'ratio':11} " + "  ".join(
+            f"{key.replace('_tokens_per_s', '').replace('peak_train_memory_mib', 'memory')} "
+            f"{value:.2f}x" for key, value in result["ratios_vs_marian"].items() if value) +
+            f"  (matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s)")
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
