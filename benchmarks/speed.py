@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -171,10 +170,9 @@ def training_flops(name, model, source, target, autocast):
 
 def peak_memory_probe(name, dims_name, batch_size, length, device, dtype):
     """Run one model's training steps in a fresh process and return its peak memory growth in MiB."""
-    code = (f"import sys; sys.argv=['', '--probe', {name!r}, '--dims', {dims_name!r}, '--batch_size', "
-            f"'{batch_size}', '--length', '{length}', '--device', {device.type!r}, '--dtype', {str(dtype)[6:]!r}]; "
-            f"exec(open({str(Path(__file__).resolve())!r}).read())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    command = [sys.executable, str(Path(__file__).resolve()), "--probe", name, "--dims", dims_name, "--batch_size",
+               str(batch_size), "--length", str(length), "--device", device.type, "--dtype", str(dtype)[6:]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
     return float(result.stdout.strip().splitlines()[-1])
@@ -193,10 +191,19 @@ def probe(args):
         base = torch.cuda.memory_allocated()
         train_steps(args.probe, model, optimizer, source, target, 3, device, autocast)
         print((torch.cuda.max_memory_allocated() - base) / 2**20)
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    else:  # Linux: reset the resident-memory high-water mark after a warm-up step, then read it after three more
+        train_steps(args.probe, model, optimizer, source, target, 1, device, autocast)
+        Path("/proc/self/clear_refs").write_text("5")
+        base = _status_kib("VmRSS")
         train_steps(args.probe, model, optimizer, source, target, 3, device, autocast)
-        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)  # ru_maxrss is in KiB
+        print((_status_kib("VmHWM") - base) / 1024)
+
+
+def _status_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def autocast_for(device, dtype):
