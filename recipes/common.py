@@ -53,6 +53,14 @@ class ModelArguments:
         )
 
 
+def parse_arguments(parser, argv):
+    """HfArgumentParser's dataclasses, with the arguments' own validation errors reported as usage errors."""
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:
+        parser.error(str(error))
+
+
 def check_output_dir(output_dir, overwrite, resuming):
     """Refuse to write into a non-empty output folder unless asked to overwrite it or to resume from it."""
     path = Path(output_dir)

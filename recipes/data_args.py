@@ -34,13 +34,24 @@ class DataArguments:
             raise ValueError(f"Unknown corpus {self.corpus!r}: choose one of {', '.join(CORPORA)}, or use your own "
                              f"files with --train_file.")
 
-    def load(self, task):
-        """The train / validation / test DatasetDict these arguments name."""
+    def default_to(self, corpus, pair=None):
+        """Use a built-in corpus when no data source was given."""
+        if not (self.corpus or self.train_file or self.dataset_name):
+            self.corpus, self.pair = corpus, self.pair or pair
+
+    def load(self, task, max_train_samples=None, max_eval_samples=None, max_predict_samples=None):
+        """The train / validation / test DatasetDict these arguments name, each split cut to its `max_*_samples`."""
         if self.corpus:
             if CORPORA[self.corpus].task != task:
                 raise ValueError(f"The corpus {self.corpus!r} is for {CORPORA[self.corpus].task}, not {task}.")
-            return load_corpus(self.corpus, self.pair, self.cache_dir)
-        return load_user_data(
-            task, self.dataset_name, self.dataset_config_name, self.train_file, self.validation_file,
-            self.test_file, self.text_column, self.label_column, self.source_column, self.target_column,
-        )
+            dataset_dict = load_corpus(self.corpus, self.pair, self.cache_dir)
+        else:
+            dataset_dict = load_user_data(
+                task, self.dataset_name, self.dataset_config_name, self.train_file, self.validation_file,
+                self.test_file, self.text_column, self.label_column, self.source_column, self.target_column,
+            )
+        for split, limit in [("train", max_train_samples), ("validation", max_eval_samples),
+                             ("test", max_predict_samples)]:
+            if limit is not None and limit < len(dataset_dict[split]):
+                dataset_dict[split] = dataset_dict[split].select(range(limit))
+        return dataset_dict

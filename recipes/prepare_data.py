@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from hf_vanilla.corpora import CORPORA, CorpusError
+from recipes.common import parse_arguments
 from recipes.data_args import DataArguments
 
 
@@ -23,10 +24,7 @@ class PrepareArguments:
 
 def main(argv=None):
     parser = HfArgumentParser((DataArguments, PrepareArguments), description=__doc__)
-    try:
-        data_args, args = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:  # raised by the arguments' own validation
-        parser.error(str(error))
+    data_args, args = parse_arguments(parser, argv)
     if data_args.corpus is None and data_args.train_file is None and data_args.dataset_name is None:
         parser.error(f"give --corpus ({', '.join(CORPORA)}), --train_file or --dataset_name")
     task = CORPORA[data_args.corpus].task if data_args.corpus else args.task

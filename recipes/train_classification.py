@@ -36,6 +36,7 @@ from recipes.common import (
     command_line,
     get_tokenizer,
     markdown_table,
+    parse_arguments,
     write_json,
     write_model_card,
 )
@@ -80,22 +81,14 @@ class ClassificationTrainingArguments(TrainingArguments):
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, ClassificationArguments,
                                ClassificationTrainingArguments), description=__doc__)
-    try:
-        model_args, data_args, args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:
-        parser.error(str(error))
-    if not (data_args.corpus or data_args.train_file or data_args.dataset_name):
-        data_args.corpus = "rotten-tomatoes"
+    model_args, data_args, args, training_args = parse_arguments(parser, argv)
+    data_args.default_to("rotten-tomatoes")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
     set_seed(training_args.seed)
 
-    raw = data_args.load("classification")
-    for split, limit in [("train", args.max_train_samples), ("validation", args.max_eval_samples),
-                         ("test", args.max_predict_samples)]:
-        if limit is not None and limit < len(raw[split]):
-            raw[split] = raw[split].select(range(limit))
+    raw = data_args.load("classification", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
     label_names = raw["train"].features["label"].names
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}

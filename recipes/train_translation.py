@@ -38,6 +38,7 @@ from recipes.common import (
     get_tokenizer,
     markdown_table,
     paper_generation_settings,
+    parse_arguments,
     translation_features,
     write_json,
     write_model_card,
@@ -92,23 +93,15 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, TranslationTrainingArguments),
                               description=__doc__)
-    try:
-        model_args, data_args, args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:
-        parser.error(str(error))
-    if not (data_args.corpus or data_args.train_file or data_args.dataset_name):
-        data_args.corpus, data_args.pair = "libreoffice-help", data_args.pair or "en-fr"
+    model_args, data_args, args, training_args = parse_arguments(parser, argv)
+    data_args.default_to("libreoffice-help", "en-fr")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
     set_seed(training_args.seed)
 
     # data and the shared vocabulary
-    raw = data_args.load("translation")
-    for split, limit in [("train", args.max_train_samples), ("validation", args.max_eval_samples),
-                         ("test", args.max_predict_samples)]:
-        if limit is not None and limit < len(raw[split]):
-            raw[split] = raw[split].select(range(limit))
+    raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
     Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
     tokenizer = get_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
                               training_args.output_dir)

@@ -36,6 +36,7 @@ from recipes.common import (
     command_line,
     get_tokenizer,
     paper_generation_settings,
+    parse_arguments,
     translation_features,
 )
 from recipes.data_args import DataArguments
@@ -88,12 +89,8 @@ def token_budget_batches(lengths, max_tokens, seed):
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, LoopArguments),
                               description=__doc__)
-    try:
-        model_args, data_args, args, loop = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:
-        parser.error(str(error))
-    if not (data_args.corpus or data_args.train_file or data_args.dataset_name):
-        data_args.corpus, data_args.pair = "libreoffice-help", data_args.pair or "en-fr"
+    model_args, data_args, args, loop = parse_arguments(parser, argv)
+    data_args.default_to("libreoffice-help", "en-fr")
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     mixed_precision = loop.mixed_precision or (
         "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no")
@@ -110,11 +107,8 @@ def main(argv=None):
 
     # data and tokenizer: the main process fetches and trains first, the others then read its results
     with accelerator.main_process_first():
-        raw = data_args.load("translation")
-        for split, limit in [("train", args.max_train_samples), ("validation", args.max_eval_samples),
-                             ("test", args.max_predict_samples)]:
-            if limit is not None and limit < len(raw[split]):
-                raw[split] = raw[split].select(range(limit))
+        raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples,
+                             args.max_predict_samples)
         if accelerator.is_main_process:
             output_dir.mkdir(parents=True, exist_ok=True)
             tokenizer = get_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
