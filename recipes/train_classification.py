@@ -86,6 +86,7 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
+    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
 
     raw = data_args.load("classification", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
@@ -117,7 +118,6 @@ def main(argv=None):
         logits, labels = prediction
         return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
 
-    interrupt = SaveOnInterrupt()
     trainer = Trainer(
         model=model,
         args=training_args,

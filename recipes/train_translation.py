@@ -98,6 +98,7 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
+    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
 
     # data and the shared vocabulary
@@ -135,7 +136,6 @@ def main(argv=None):
         )
         return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
 
-    interrupt = SaveOnInterrupt()
     trainer = Seq2SeqTrainer(
         model=model,
         args=training_args,
