@@ -246,7 +246,7 @@ def measure(dims_name, args, device, dtype):
     table = {}
     for name, model in models.items():
         step_seconds = args.train_steps * source.numel() * 2 / statistics.median(results[name]["train"])
-        flops = training_flops(name, model, source, target, autocast) + 0  # one step's forward and backward
+        flops = training_flops(name, model, source, target, autocast)  # one step's forward and backward
         table[name] = {
             "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "train_tokens_per_s": statistics.median(results[name]["train"]),

@@ -81,18 +81,15 @@ def _run(corpus, command, what, cwd):
 def _apt_download(corpus, packages, workdir):
     """Fetch Debian packages with `apt-get download` (no root needed) and unpack them with `dpkg -x`."""
     command = ["apt-get", "download", *packages]
-    if shutil.which("apt-get") is None:
-        _run(corpus, command, "downloading", workdir)  # raises: client missing
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
-    if result.returncode != 0 and "Unable to locate package" in result.stderr:
-        # a fresh machine has no package lists yet
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            _run(corpus, ["apt-get", "update"], "fetching the package lists", workdir)
-        else:
-            _fail(corpus, "apt has no package lists on this machine; run `sudo apt-get update` once, then retry",
-                  result.stderr)
-        result = None
-    if result is None or result.returncode != 0:
+    try:
+        _run(corpus, command, "downloading", workdir)
+    except CorpusError as error:
+        if "Unable to locate package" not in str(error):
+            raise
+        # a fresh machine has no package lists yet: root can fetch them, anyone else is told how
+        if os.geteuid() != 0:
+            _fail(corpus, "apt has no package lists on this machine; run `sudo apt-get update` once, then retry")
+        _run(corpus, ["apt-get", "update"], "fetching the package lists", workdir)
         _run(corpus, command, "downloading", workdir)
     root = Path(workdir) / "root"
     for deb in sorted(Path(workdir).glob("*.deb")):
@@ -326,23 +323,24 @@ def _to_dataset_dict(splits, features):
     )
 
 
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _file_checksums(folder):
     """sha256 of every file in a freshly written cache (later `map` calls may add their own files beside them)."""
     folder = Path(folder)
     return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        path.relative_to(folder).as_posix(): _sha256(path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != "meta.json"
     }
 
 
 def _intact(folder, checksums):
-    folder = Path(folder)
-    for name, digest in checksums.items():
-        path = folder / name
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            return False
-    return bool(checksums)
+    """Every file recorded at creation is there with its recorded sha256 (files added since are not read)."""
+    paths = {name: Path(folder) / name for name in checksums}
+    return bool(checksums) and all(p.is_file() and _sha256(p) == checksums[n] for n, p in paths.items())
 
 
 def _save_atomically(dataset_dict, folder, meta):
@@ -365,17 +363,17 @@ def _load_cached(folder, verify=True):
     """The cached DatasetDict, or None when there is no complete, intact cache."""
     meta_path = Path(folder) / "meta.json"
     if not meta_path.is_file():
-        return None, None
+        return None
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError:
-        return None, None
+        return None
     if meta.get("format_version") != FORMAT_VERSION:
-        return None, None
+        return None
     if verify and not _intact(folder, meta.get("files", {})):
         logger.warning("The cache in %s does not match its recorded checksum: rebuilding it.", folder)
-        return None, None
-    return datasets.load_from_disk(str(Path(folder) / "data")), meta
+        return None
+    return datasets.load_from_disk(str(Path(folder) / "data"))
 
 
 def _parse_pair(corpus, pair):
@@ -407,9 +405,9 @@ def load_corpus(name, pair=None, cache_dir=None):
     corpus = CORPORA[name]
     canonical, reverse = _parse_pair(corpus, pair)
     folder = _cache_folder(corpus, canonical, cache_dir)
-    dataset_dict, _ = _load_cached(folder)
+    dataset_dict = _load_cached(folder)
     if dataset_dict is None:
-        dataset_dict, _ = _build(corpus, canonical, folder)
+        dataset_dict = _build(corpus, canonical, folder)
     if corpus.task == "translation":
         source, target = canonical[::-1] if reverse else canonical
         dataset_dict = dataset_dict.rename_columns({source: "source", target: "target"})
@@ -432,15 +430,11 @@ def _cache_folder(corpus, canonical, cache_dir):
 def _build(corpus, canonical, folder):
     with tempfile.TemporaryDirectory(prefix=f"hf_vanilla-{corpus.name}-") as workdir:
         rows = corpus.build(corpus.name, canonical, Path(workdir))
-    if corpus.task == "translation":
-        key = canonical[0]
-        features = datasets.Features({language: datasets.Value("string") for language in canonical})
-    else:
-        key = "text"
-        features = datasets.Features(
-            {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(corpus.label_names))}
-        )
-    texts = canonical if corpus.task == "translation" else ("text",)
+    texts = canonical if corpus.task == "translation" else ("text",)  # the first is the source, the split key
+    key = texts[0]
+    features = datasets.Features({column: datasets.Value("string") for column in texts})
+    if corpus.task == "classification":
+        features["label"] = datasets.ClassLabel(names=list(corpus.label_names))
     rows = [row for row in rows if all(row[column] for column in texts)]
     splits = split_by_hash(rows, key, corpus.validation_size, corpus.test_size)
     sizes = {split: len(split_rows) for split, split_rows in splits.items()}
@@ -507,29 +501,27 @@ def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file
             raise ValueError("Give a train file (--train_file), a built-in corpus (--corpus) or a hub id.")
         raw = _load_files(files)
 
-    wanted = {text_column: "text", label_column: "label"} if task == "classification" else {
+    # the user's column names -> this project's
+    renames = {text_column: "text", label_column: "label"} if task == "classification" else {
         source_column: "source", target_column: "target"}
-    text_columns = [text_column] if task == "classification" else [source_column, target_column]
     cleaned = {}
     for split, dataset in raw.items():
-        missing = [column for column in wanted if column not in dataset.column_names]
+        missing = [column for column in renames if column not in dataset.column_names]
         if missing:
-            flag = f"--{wanted[missing[0]]}_column"
             raise ValueError(
-                f"The {split} data has no column {missing[0]!r} (named by {flag}); its columns are "
-                f"{dataset.column_names}."
+                f"The {split} data has no column {missing[0]!r} (named by --{renames[missing[0]]}_column); its "
+                f"columns are {dataset.column_names}."
             )
-        dataset = dataset.select_columns(list(wanted)).rename_columns(wanted)
+        dataset = dataset.select_columns(list(renames)).rename_columns(renames)
         before = len(dataset)
-        names = ["text"] if task == "classification" else ["source", "target"]
-        dataset = dataset.filter(lambda row: all(isinstance(row[n], str) and row[n].strip() for n in names))
-        if task == "classification":
-            dataset = dataset.filter(lambda row: row["label"] is not None)
+        dataset = dataset.filter(lambda row: all(
+            isinstance(value, str) and value.strip() if column != "label" else value is not None
+            for column, value in row.items()))
         if len(dataset) < before:
             logger.warning("Dropped %d of %d %s rows with an empty or missing %s.", before - len(dataset), before,
-                           split, " or ".join(text_columns + ([label_column] if task == "classification" else [])))
+                           split, " or ".join(renames))
         if len(dataset) == 0:
-            raise ValueError(f"The {split} data has no usable rows (every {text_columns[0]!r} is empty).")
+            raise ValueError(f"The {split} data has no usable rows (every {next(iter(renames))!r} is empty).")
         cleaned[split] = dataset
     dataset_dict = datasets.DatasetDict(cleaned)
 
@@ -546,6 +538,5 @@ def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file
         for split in ("validation", "test"):
             if split in dataset_dict:
                 splits["train"] += splits.pop(split)  # a given split stays; its share returns to train
-        derived = _to_dataset_dict(splits, features)
-        dataset_dict = datasets.DatasetDict({**derived, **dataset_dict, "train": derived["train"]})
+        dataset_dict = datasets.DatasetDict({**dataset_dict, **_to_dataset_dict(splits, features)})
     return dataset_dict

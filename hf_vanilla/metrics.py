@@ -31,40 +31,51 @@ _TEXT_FEATURES = [
 _LABEL_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
 
 
-class SacreBleu(evaluate.Metric):
+class _SacreBleuMetric(evaluate.Metric):
+    """A sacreBLEU corpus metric: its score and its reproducibility signature."""
+
+    scorer = None  # the sacrebleu metric class
+    citation = ""
+
+    def _info(self):
+        return evaluate.MetricInfo(description=self.__doc__, citation=self.citation, inputs_description="",
+                                   features=_TEXT_FEATURES)
+
+    def _compute(self, predictions, references):
+        metric = self.scorer()
+        result = metric.corpus_score(list(predictions), _references(references))
+        return {"score": result.score, "signature": str(metric.get_signature()), **self._details(result)}
+
+    def _details(self, result):
+        return {}
+
+
+class SacreBleu(_SacreBleuMetric):
     """Corpus BLEU of sacreBLEU (13a tokenisation, exponential smoothing), with its reproducibility signature."""
 
-    def _info(self):
-        return evaluate.MetricInfo(description=self.__doc__, citation="Post, 2018", inputs_description="",
-                                   features=_TEXT_FEATURES)
+    scorer, citation = sacrebleu.BLEU, "Post, 2018"
 
-    def _compute(self, predictions, references):
-        metric = sacrebleu.BLEU()
-        result = metric.corpus_score(list(predictions), _references(references))
-        return {"score": result.score, "signature": str(metric.get_signature()), "counts": result.counts,
-                "precisions": result.precisions, "bp": result.bp, "sys_len": result.sys_len,
-                "ref_len": result.ref_len}
+    def _details(self, result):
+        return {"counts": result.counts, "precisions": result.precisions, "bp": result.bp,
+                "sys_len": result.sys_len, "ref_len": result.ref_len}
 
 
-class ChrF(evaluate.Metric):
+class ChrF(_SacreBleuMetric):
     """Corpus chrF of sacreBLEU (character 6-grams, beta 2), with its signature."""
 
-    def _info(self):
-        return evaluate.MetricInfo(description=self.__doc__, citation="Popović, 2015", inputs_description="",
-                                   features=_TEXT_FEATURES)
-
-    def _compute(self, predictions, references):
-        metric = sacrebleu.CHRF()
-        result = metric.corpus_score(list(predictions), _references(references))
-        return {"score": result.score, "signature": str(metric.get_signature())}
+    scorer, citation = sacrebleu.CHRF, "Popović, 2015"
 
 
-class Accuracy(evaluate.Metric):
-    """Share of predictions equal to the reference label."""
+class _LabelMetric(evaluate.Metric):
+    """A metric over predicted and reference class ids."""
 
     def _info(self):
         return evaluate.MetricInfo(description=self.__doc__, citation="", inputs_description="",
                                    features=_LABEL_FEATURES)
+
+
+class Accuracy(_LabelMetric):
+    """Share of predictions equal to the reference label."""
 
     def _compute(self, predictions, references):
         if not references:
@@ -72,12 +83,8 @@ class Accuracy(evaluate.Metric):
         return {"accuracy": sum(p == r for p, r in zip(predictions, references)) / len(references)}
 
 
-class MacroF1(evaluate.Metric):
+class MacroF1(_LabelMetric):
     """Unweighted mean of per-class F1 over every class seen in the references or the predictions."""
-
-    def _info(self):
-        return evaluate.MetricInfo(description=self.__doc__, citation="", inputs_description="",
-                                   features=_LABEL_FEATURES)
 
     def _compute(self, predictions, references):
         scores = []

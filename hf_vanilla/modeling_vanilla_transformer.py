@@ -29,7 +29,7 @@ from .configuration_vanilla_transformer import VanillaTransformerConfig
 # Adapters: every use of a transformers internal that has changed between releases lives here, and only here.
 # ---------------------------------------------------------------------------------------------------------------------
 
-# Output dataclasses name the decoding cache `cache` from transformers 5.x on, `past_key_values` before.
+# Output dataclasses name the decoding cache `cache` in recent 5.x releases, `past_key_values` in 5.0.
 _CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
 
 
@@ -39,27 +39,19 @@ def _cache_output(cache):
 
 
 def _pop_cache_kwarg(cache, kwargs):
-    """`generate` passes the cache as `cache` (transformers 5.x) or `past_key_values` (4.x): accept either."""
+    """`generate` passes the cache as `cache` (recent 5.x) or `past_key_values` (5.0): accept either."""
     legacy = kwargs.pop("past_key_values", None)
     return cache if cache is not None else legacy
 
 
-def _new_encoder_decoder_cache(config):
-    """An empty self-attention + cross-attention cache. `DynamicCache(config=)` exists from transformers 4.56 on."""
-    try:
-        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
-    except TypeError:
-        return EncoderDecoderCache(DynamicCache(), DynamicCache())
-
-
 def _cached_cross_attention(cache, layer_idx):
-    """Keys and values of a cross-attention layer cached by an earlier step, or None before the first step."""
+    """Keys and values of a cross-attention layer cached by an earlier step, or None before the first step.
+
+    `is_updated` and `layers[i].keys` are the cache's internals (the same from 5.0 to 5.24; 4.x had `key_cache`)."""
     if not cache.is_updated.get(layer_idx, False):
         return None
-    cross = cache.cross_attention_cache
-    if hasattr(cross, "layers"):  # transformers >= 4.56: one object per layer
-        return cross.layers[layer_idx].keys, cross.layers[layer_idx].values
-    return cross.key_cache[layer_idx], cross.value_cache[layer_idx]
+    layer = cache.cross_attention_cache.layers[layer_idx]
+    return layer.keys, layer.values
 
 
 def _attention_interface(config, output_attentions):
@@ -72,7 +64,7 @@ def _attention_interface(config, output_attentions):
     implementation = config._attn_implementation or "eager"
     if output_attentions:
         return eager_attention_forward
-    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # transformers >= 4.56
+    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # later 5.x; 5.0 has no "eager" entry to look up
         return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
     return eager_attention_forward if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
 
@@ -93,9 +85,13 @@ def sinusoidal_position_encoding(num_positions: int, d_model: int) -> torch.Tens
     return table.float()
 
 
-def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """softmax(Q K^T / sqrt(d_k)) V. `attention_mask` is boolean (True = may attend), broadcastable to the scores."""
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, is_causal=False,
+                            **kwargs):
+    """softmax(Q K^T / sqrt(d_k)) V. `attention_mask` is boolean (True = may attend), broadcastable to the scores;
+    `is_causal` (with no mask) hides later positions, as in sdpa."""
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, h, T, S)
+    if is_causal:
+        attention_mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()  # (T, S)
     if attention_mask is not None:
         # the dtype's own minimum, not -inf: an all-padding row then gives a uniform row instead of NaN
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
@@ -262,7 +258,7 @@ def _check_input_ids(input_ids, config, name):
         raise ValueError(f"{name} must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
     if input_ids.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(input_ids.shape)}): give at least one token per sequence.")
-    low, high = int(input_ids.min()), int(input_ids.max())
+    low, high = (int(end) for end in torch.aminmax(input_ids))
     if low < 0 or high >= config.vocab_size:
         bad = low if low < 0 else high
         raise ValueError(
@@ -295,12 +291,12 @@ def _padding_mask(attention_mask, batch_size, length, name):
     return attention_mask[:, None, None, :]
 
 
-def _causal_mask(padding_mask, length, past_length, device, needs_explicit):
+def _causal_mask(padding_mask, length, past_length, device):
     """Boolean (B|1, 1, T, past+T) mask for decoder self-attention, or None when the kernel can apply causality itself.
 
-    sdpa applies causality from `is_causal` when no mask is given, which is right only without a cache prefix.
+    Both kernels apply causality from `is_causal` when no mask is given, which is right only without a cache prefix.
     """
-    if padding_mask is None and (length == 1 or (past_length == 0 and not needs_explicit)):
+    if padding_mask is None and (length == 1 or past_length == 0):
         return None
     query_positions = torch.arange(past_length, past_length + length, device=device)[:, None]  # (T, 1)
     key_positions = torch.arange(past_length + length, device=device)[None, :]  # (1, past+T)
@@ -474,7 +470,7 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
         if encoder_hidden_states is None:
             raise ValueError("The decoder needs encoder_hidden_states: run the encoder first.")
         if use_cache and cache is None:
-            cache = _new_encoder_decoder_cache(self.config)
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
         if not use_cache:
             cache = None
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
@@ -484,8 +480,7 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
         hidden_states = self._embed(input_ids, inputs_embeds, past_length, "decoder_input_ids")
         batch_size, length = hidden_states.shape[:2]
         padding = _padding_mask(attention_mask, batch_size, past_length + length, "decoder_attention_mask")
-        needs_explicit = (self.config._attn_implementation or "eager") != "sdpa" or bool(output_attentions)
-        self_mask = _causal_mask(padding, length, past_length, hidden_states.device, needs_explicit)
+        self_mask = _causal_mask(padding, length, past_length, hidden_states.device)
         cross_mask = _padding_mask(
             encoder_attention_mask, batch_size, encoder_hidden_states.shape[1], "attention_mask (of the source)"
         )
@@ -604,7 +599,7 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
-            **_cache_output(decoder_outputs[_CACHE_FIELD] if _CACHE_FIELD in decoder_outputs else None),
+            **_cache_output(decoder_outputs.get(_CACHE_FIELD)),
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -781,8 +776,9 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
                 )
             labels = labels.view(-1)
             valid = labels[labels != -100]
-            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.num_labels):
-                bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
+            low, high = (int(end) for end in torch.aminmax(valid)) if valid.numel() else (0, 0)
+            if low < 0 or high >= self.num_labels:
+                bad = low if low < 0 else high
                 raise ValueError(
                     f"labels contain {bad}, outside [0, num_labels={self.num_labels}): set num_labels (or id2label) "
                     f"to the number of classes in the data."

@@ -96,15 +96,15 @@ def translation_features(tokenizer, max_source_length, max_target_length):
     return tokenize
 
 
-def paper_generation_settings(model, num_beams=4, length_penalty=0.6, max_new_tokens=None):
+def paper_generation_settings(model, num_beams, length_penalty, longest_source):
     """Beam 4 and length penalty 0.6 as the paper; the per-batch "input length + 50" limit is set by `translate`."""
     generation_config = model.generation_config
     generation_config.num_beams = num_beams
     generation_config.length_penalty = length_penalty
     generation_config.early_stopping = True
-    # plain `model.generate` calls get a static limit: the paper's "input length + 50" for the longest input
-    # (max_length counts the decoder start token)
-    generation_config.max_length = (max_new_tokens or model.config.max_position_embeddings - 1) + 1
+    # plain `model.generate` calls get a static limit: the paper's "input length + 50" for the longest training
+    # source (max_length counts the decoder start token)
+    generation_config.max_length = min(longest_source + 50, model.config.max_position_embeddings - 1) + 1
     return generation_config
 
 

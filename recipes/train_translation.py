@@ -119,9 +119,8 @@ def main(argv=None):
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     if training_args.learning_rate is None:
         training_args.learning_rate = model.config.d_model**-0.5 * 4000**-0.5
-    longest_source = max(len(ids) for ids in tokenized["train"]["input_ids"])
     paper_generation_settings(model, args.num_beams, args.length_penalty,
-                              min(longest_source + 50, model.config.max_position_embeddings - 1))
+                              max(len(ids) for ids in tokenized["train"]["input_ids"]))
     training_args.save_total_limit = max(args.average_last_n, 1)
     logger.info("%s: %.1fM parameters, peak lr %.2e", model.config.d_model, model.num_parameters() / 1e6,
                 training_args.learning_rate)

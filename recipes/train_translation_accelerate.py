@@ -14,6 +14,7 @@ Accelerate's own config (`accelerate config`); this file has no distributed code
 import json
 import logging
 import random
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -126,9 +127,7 @@ def main(argv=None):
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     learning_rate = loop.learning_rate or model.config.d_model**-0.5 * 4000**-0.5
-    longest_source = max(len(ids) for ids in train["input_ids"])
-    paper_generation_settings(model, args.num_beams, args.length_penalty,
-                              min(longest_source + 50, model.config.max_position_embeddings - 1))
+    paper_generation_settings(model, args.num_beams, args.length_penalty, max(len(ids) for ids in train["input_ids"]))
 
     # padded size of an example: its longer side, counted twice (source and target batches pad separately)
     lengths = [2 * max(len(s), len(t)) for s, t in zip(train["input_ids"], train["labels"])]
@@ -161,7 +160,7 @@ def main(argv=None):
             accelerator.unwrap_model(model).save_pretrained(folder)  # weights as a loadable folder, for averaging
             (folder / "loop_state.json").write_text(json.dumps({"step": step, "log_history": log_history}))
             for old in list_checkpoints(output_dir)[: -max(args.average_last_n, 1)]:
-                __import__("shutil").rmtree(old)
+                shutil.rmtree(old)
         accelerator.wait_for_everyone()
         return folder
 
@@ -171,8 +170,7 @@ def main(argv=None):
     model.train()
     running, counted = 0.0, 0
     while step < max_steps and not interrupted:
-        epoch = step // steps_per_epoch
-        loader.set_epoch(epoch) if hasattr(loader, "set_epoch") else None
+        loader.set_epoch(step // steps_per_epoch)
         batches = loader
         if loop.resume_from_checkpoint and step % steps_per_epoch:  # continue the epoch where it stopped
             batches = accelerator.skip_first_batches(loader, (step % steps_per_epoch) * loop.gradient_accumulation_steps)
@@ -196,14 +194,15 @@ def main(argv=None):
                 log_history.append({"step": step, "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]})
                 progress.set_postfix(loss=f"{mean_loss:.3f}")
                 running, counted = 0.0, 0
-            if step % loop.save_steps == 0 or step == max_steps or interrupted:
-                checkpoint = save_checkpoint()
+            if step % loop.save_steps == 0 or step == max_steps:
+                save_checkpoint()
             if step >= max_steps or interrupted:
                 break
     progress.close()
-    if interrupted:
-        if step % loop.save_steps:
-            checkpoint = save_checkpoint()
+    if interrupted:  # one checkpoint at the step reached, unless the schedule just wrote it
+        checkpoint = output_dir / f"checkpoint-{step}"
+        if not checkpoint.exists():
+            save_checkpoint()
         if accelerator.is_main_process:
             print(f"\nstopped at step {step}; checkpoint saved in {checkpoint}\nresume with: {command_line()} "
                   f"--resume_from_checkpoint {checkpoint}", file=sys.stderr)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from toy_tasks import _PadOnly, reversal_examples
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_vanilla.configuration_vanilla_transformer import SUPPORTED_TRANSFORMERS, _check_transformers_version
-from toy_tasks import _PadOnly, reversal_examples
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_PYTHON = os.environ.get("HF_VANILLA_OTHER_PYTHON")
@@ -64,10 +64,12 @@ OTHER_SIDE = textwrap.dedent(
 )
 
 
-def run_other_side(folder, sources, mode, save_to, tmp_path):
+def generate_in(python, folder, sources, mode, save_to, tmp_path):
+    """Load `folder` with another interpreter (with the package, or its remote code only), generate, maybe save."""
     inputs = json.dumps({"input_ids": sources["input_ids"].tolist(), "mask": sources["attention_mask"].tolist()})
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / f"modules-{mode}"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([OTHER_PYTHON, "-c", OTHER_SIDE, str(folder), inputs, mode, str(save_to)],
+    modules = tmp_path / f"modules-{mode}-{Path(python).parent.parent.name}"  # one remote-code cache per install
+    env = {**os.environ, "HF_MODULES_CACHE": str(modules), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([python, "-c", OTHER_SIDE, str(folder), inputs, mode, str(save_to)],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -82,26 +84,12 @@ def test_folders_cross_between_the_ends_of_the_range(mode, reversal_model, tmp_p
     reversal_model.save_pretrained(here)
 
     there = tmp_path / "saved-there"
-    other = run_other_side(here, sources, mode, there, tmp_path)
+    other = generate_in(OTHER_PYTHON, here, sources, mode, there, tmp_path)
     assert other["version"] != transformers.__version__, "HF_VANILLA_OTHER_PYTHON runs the same transformers"
     assert other["tokens"] == expected  # saved here, generated there
 
-    if mode == "remote":
-        loaded = subprocess.run(
-            [sys.executable, "-c", "import sys; sys.modules['hf_vanilla'] = None\n" + textwrap.dedent("""
-                import json, torch
-                from transformers import AutoModelForSeq2SeqLM
-                model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-                inputs = json.loads(sys.argv[2])
-                out = model.generate(input_ids=torch.tensor(inputs["input_ids"]),
-                                     attention_mask=torch.tensor(inputs["mask"]), max_new_tokens=10, num_beams=2)
-                print(json.dumps(out.tolist()))
-            """), str(there), json.dumps({"input_ids": sources["input_ids"].tolist(),
-                                          "mask": sources["attention_mask"].tolist()})],
-            capture_output=True, text=True, cwd=tmp_path, timeout=600,
-            env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules-here"), "HF_HUB_OFFLINE": "1"})
-        assert loaded.returncode == 0, loaded.stderr[-3000:]
-        assert json.loads(loaded.stdout.strip().splitlines()[-1]) == expected  # saved there, generated here
+    if mode == "remote":  # saved there, generated here from the folder's own code
+        assert generate_in(sys.executable, there, sources, mode, "-", tmp_path)["tokens"] == expected
     else:
         model = AutoModelForSeq2SeqLM.from_pretrained(there).eval()
         assert model.generate(**sources, max_new_tokens=10, num_beams=2).tolist() == expected
