@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import DataCollatorForSeq2Seq, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.checkpoints import average_checkpoints, list_checkpoints
@@ -112,8 +112,8 @@ def main(argv=None):
     )
 
     # the model
-    if model_args.model_name_or_path:
-        model = VanillaTransformerForConditionalGeneration.from_pretrained(
+    if model_args.model_name_or_path:  # any seq2seq folder: benchmarks/quality.py trains Marian with this recipe
+        model = AutoModelForSeq2SeqLM.from_pretrained(
             model_args.model_name_or_path, attn_implementation=model_args.attn_implementation)
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
@@ -215,9 +215,10 @@ def write_translation_card(output_dir, model, data_args, raw, summary, chosen, t
     if meta:
         data += f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."
     write_model_card(output_dir, f"Vanilla Transformer, {source} -> {target} ({name})", [
-        ("Model", f"`VanillaTransformerForConditionalGeneration` (hf_vanilla): d_model {config.d_model}, "
+        ("Model", f"`{type(model).__name__}`: d_model {config.d_model}, "
                   f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "
-                  f"ffn {config.ffn_dim}, {'pre' if config.norm_first else 'post'}-LN, shared vocabulary of "
+                  f"ffn {getattr(config, 'ffn_dim', None) or config.encoder_ffn_dim}, "
+                  f"{'pre' if getattr(config, 'norm_first', False) else 'post'}-LN, shared vocabulary of "
                   f"{config.vocab_size} byte-level BPE tokens, {model.num_parameters() / 1e6:.1f}M parameters."),
         ("Data", data),
         ("Training", training),

@@ -1,0 +1,187 @@
+"""Quality of hf_vanilla against strong baselines on the project's own fixed splits, in one script.
+
+    python benchmarks/quality.py                        # everything (about 1.5 h on 2 CPU cores)
+    python benchmarks/quality.py --tasks classification  # the classifiers and the TF-IDF baseline only
+    python benchmarks/quality.py --steps 3000            # a bigger translation budget
+
+(a) Translation, libreoffice-help en->fr: hf_vanilla (pre-LN) and HF `MarianMTModel` (post-LN, the vanilla
+Transformer inside transformers) of the same `small` size are both trained by `recipes.train_translation`: the
+same command, the same joint BPE tokenizer (trained once on the training split), the same seed and step budget; only
+the `--model_name_or_path` folder holding the untrained model differs. Each is scored on the test split with beam 4,
+as the last model and as the average of the last 5 checkpoints (sacreBLEU BLEU and chrF, with signatures).
+
+(b) Classification, rotten-tomatoes and bbc-news: `recipes.train_classification` (hf_vanilla encoder from scratch,
+best checkpoint on validation) beside a scikit-learn TF-IDF (word 1-2 grams + char 2-5 grams) logistic regression
+fitted on the same training split, its C chosen on the validation split. Test accuracy and macro-F1 for both.
+
+Nothing is tuned on the test split. Writes quality.json and quality.md into --output_dir.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import MarianConfig, MarianMTModel, set_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hf_vanilla import VanillaTransformerForConditionalGeneration  # noqa: E402
+from hf_vanilla.corpora import load_corpus  # noqa: E402
+from hf_vanilla.metrics import classification_scores  # noqa: E402
+from hf_vanilla.tokenization import train_bpe_tokenizer  # noqa: E402
+from recipes import train_classification, train_translation  # noqa: E402
+from recipes.common import ModelArguments, markdown_table, write_json  # noqa: E402
+
+CORPUS, PAIR = "libreoffice-help", "en-fr"
+
+
+def untrained_models(tokenizer, preset):
+    """hf_vanilla at `preset` and a Marian of the very same dims, dropout, vocabulary and special tokens."""
+    config = ModelArguments(preset=preset).config(tokenizer)
+    vanilla = VanillaTransformerForConditionalGeneration(config)
+    marian = MarianMTModel(MarianConfig(
+        vocab_size=config.vocab_size, d_model=config.d_model, encoder_layers=config.encoder_layers,
+        decoder_layers=config.decoder_layers, encoder_attention_heads=config.num_attention_heads,
+        decoder_attention_heads=config.num_attention_heads, encoder_ffn_dim=config.ffn_dim,
+        decoder_ffn_dim=config.ffn_dim, activation_function=config.activation_function, dropout=config.dropout,
+        attention_dropout=config.attention_dropout, activation_dropout=config.activation_dropout,
+        max_position_embeddings=config.max_position_embeddings, scale_embedding=config.scale_embedding,
+        init_std=config.init_std, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id, decoder_start_token_id=config.decoder_start_token_id,
+        forced_eos_token_id=None, tie_word_embeddings=True,
+    ))
+    return {"hf_vanilla": vanilla, "marian": marian}
+
+
+def translation(args, output_dir):
+    raw = load_corpus(CORPUS, PAIR)
+    tokenizer = train_bpe_tokenizer(list(raw["train"]["source"]) + list(raw["train"]["target"]), vocab_size=8000)
+    set_seed(args.seed)
+    results = {}
+    for name, model in untrained_models(tokenizer, args.preset).items():
+        init = output_dir / "untrained" / name  # the recipe starts from this folder; only it differs between runs
+        model.save_pretrained(init)
+        tokenizer.save_pretrained(init)
+        run_dir = output_dir / f"translation-{name}"
+        start = time.time()
+        status = train_translation.main([
+            "--model_name_or_path", str(init), "--corpus", CORPUS, "--pair", PAIR, "--output_dir", str(run_dir),
+            "--overwrite_output_dir", "--max_steps", str(args.steps), "--save_steps", "100", "--average_last_n", "5",
+            "--eval_strategy", "no", "--max_eval_samples", "300", "--seed", str(args.seed),
+            *(["--max_predict_samples", str(args.max_predict_samples)] if args.max_predict_samples else []),
+        ])
+        if status:
+            raise SystemExit(f"training {name} stopped with status {status}")
+        summary = json.loads((run_dir / "results.json").read_text())
+        results[name] = {"minutes": (time.time() - start) / 60, "parameters": model.num_parameters(),
+                         "test_sentences": min(len(raw["test"]), args.max_predict_samples or len(raw["test"])),
+                         **summary}
+    return {"preset": args.preset, "steps": args.steps, "models": results}
+
+
+def tfidf_baseline(raw, c_values=(0.3, 1, 3, 10, 30, 100)):
+    """Word 1-2 gram + char 2-5 gram TF-IDF and logistic regression; C picked on validation, fitted on train."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    def fit(c):
+        features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                              TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True))
+        return make_pipeline(features, LogisticRegression(C=c, max_iter=2000)).fit(raw["train"]["text"],
+                                                                                  raw["train"]["label"])
+
+    def scores(model, split):
+        return classification_scores(model.predict(raw[split]["text"]).tolist(), list(raw[split]["label"]))
+
+    validation = {c: scores(fit(c), "validation")["accuracy"] for c in c_values}
+    best = max(validation, key=validation.get)
+    return {"C": best, "validation_accuracy_by_C": validation, "test": scores(fit(best), "test")}
+
+
+def classification(args, output_dir):
+    results = {}
+    for corpus, extra in [("rotten-tomatoes", []), ("bbc-news", ["--max_source_length", "256"])]:
+        run_dir = output_dir / f"classification-{corpus}"
+        start = time.time()
+        status = train_classification.main(["--corpus", corpus, "--output_dir", str(run_dir), "--overwrite_output_dir",
+                                            "--seed", str(args.seed), "--save_total_limit", "1", *extra,
+            *(["--num_train_epochs", str(args.classification_epochs)] if args.classification_epochs else [])])
+        if status:
+            raise SystemExit(f"training the {corpus} classifier stopped with status {status}")
+        scores = json.loads((run_dir / "results.json").read_text())["test"]
+        results[corpus] = {
+            "hf_vanilla": {"accuracy": scores["test_accuracy"], "macro_f1": scores["test_macro_f1"],
+                           "minutes": (time.time() - start) / 60},
+            "tfidf_logistic_regression": tfidf_baseline(load_corpus(corpus)),
+        }
+    return results
+
+
+def report(results):
+    lines = [f"Commands: {', '.join(f'`{command}`' for command in sorted(set(results['commands'].values())))}; "
+             f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, fp32."]
+    if "translation" in results:
+        rows = []
+        translation = results["translation"]
+        for name, run in translation["models"].items():
+            for model_name, splits in run["results"].items():
+                test = splits["test"]
+                rows.append([name, model_name + (" (chosen on validation)" if model_name == run["chosen"] else ""),
+                             f"{splits['validation']['bleu']:.2f}", f"{test['bleu']:.2f}", f"{test['chrf']:.2f}",
+                             f"{run['minutes']:.0f}"])
+        first = next(iter(translation["models"].values()))
+        signature = first["results"][first["chosen"]]["test"]
+        lines += ["", f"Translation, {CORPUS} {PAIR}, `{translation['preset']}` size, {translation['steps']} steps of "
+                      f"`recipes.train_translation` each, test split ({first['test_sentences']} sentences), beam 4:", "",
+                  markdown_table(["model", "weights", "validation BLEU", "test BLEU", "test chrF", "minutes"], rows),
+                  "", f"sacreBLEU: `{signature['bleu_signature']}`, `{signature['chrf_signature']}`"]
+    if "classification" in results:
+        rows = []
+        for corpus, run in results["classification"].items():
+            ours, baseline = run["hf_vanilla"], run["tfidf_logistic_regression"]
+            rows.append([corpus, "hf_vanilla (from scratch)", f"{ours['accuracy']:.4f}", f"{ours['macro_f1']:.4f}"])
+            rows.append([corpus, f"TF-IDF + logistic regression (C={baseline['C']})",
+                         f"{baseline['test']['accuracy']:.4f}", f"{baseline['test']['macro_f1']:.4f}"])
+        lines += ["", "Classification, test split:", "",
+                  markdown_table(["corpus", "model", "accuracy", "macro-F1"], rows)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=["translation", "classification"],
+                        default=["translation", "classification"])
+    parser.add_argument("--steps", type=int, default=1600, help="Training steps of each translation model.")
+    parser.add_argument("--preset", default="small", help="Size of both translation models.")
+    parser.add_argument("--max_predict_samples", type=int, default=None,
+                        help="Score only this many test sentences (a quick check; the table uses all).")
+    parser.add_argument("--classification_epochs", type=float, default=None,
+                        help="Override the classification recipe's epochs (a quick check).")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output_dir", default="outputs/quality")
+    args = parser.parse_args(argv)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    # a task not run this time keeps its results from an earlier run in the same folder, so the table stays whole
+    earlier = output_dir / "quality.json"
+    results = {task: value for task, value in (json.loads(earlier.read_text()) if earlier.exists() else {}).items()
+               if task not in args.tasks}
+    results.setdefault("commands", {}).update({task: " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
+                                               for task in args.tasks})
+    if "classification" in args.tasks:
+        results["classification"] = classification(args, output_dir)
+    if "translation" in args.tasks:
+        results["translation"] = translation(args, output_dir)
+    write_json(output_dir / "quality.json", results)
+    table = report(results)
+    (output_dir / "quality.md").write_text(table)
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
