@@ -473,8 +473,53 @@ def _load_files(files):
         raise ValueError(
             f"Data files must share one of the formats {', '.join(_FORMATS)}; got {sorted(map(str, files.values()))}."
         )
-    builder, options = _FORMATS[extensions.pop()]
+    extension = extensions.pop()
+    for split, path in files.items():
+        _check_text_file(split, path, extension)
+    builder, options = _FORMATS[extension]
     return datasets.load_dataset(builder, data_files={k: str(v) for k, v in files.items()}, **options)
+
+
+def _check_text_file(split, path, extension):
+    """Fail early, naming the file and the line, on what `load_dataset` would report vaguely or not at all: an empty
+    file, bytes that are not UTF-8, a csv/tsv row whose field count differs from the header's, a bad jsonl line."""
+    if extension == ".parquet":
+        return
+    data = Path(path).read_bytes()
+    if not data.strip():
+        raise ValueError(f"The {split} file {path} is empty: it needs a header row and at least one data row.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"The {split} file {path} is not UTF-8: byte 0x{data[error.start]:02x} on line {line} cannot be decoded. "
+            f"Save it as UTF-8 (for example `iconv -f latin1 -t utf-8`)."
+        ) from error
+    if extension in (".csv", ".tsv"):
+        delimiter = "\t" if extension == ".tsv" else ","
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = next(reader)
+        rows = 0
+        for row in reader:
+            if not row:  # blank lines are skipped by the csv loader too
+                continue
+            rows += 1
+            if len(row) != len(header):
+                raise ValueError(
+                    f"The {split} file {path}, line {reader.line_num}: {len(row)} fields where the header "
+                    f"{header} has {len(header)}. Quote fields that contain the {'tab' if delimiter == chr(9) else 'comma'}"
+                    f" delimiter, or fix the row."
+                )
+        if rows == 0:
+            raise ValueError(f"The {split} file {path} has a header ({', '.join(header)}) but no data rows.")
+    elif extension == ".jsonl":
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"The {split} file {path}, line {number}, is not JSON: {error}.") from error
 
 
 def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file=None, validation_file=None,
@@ -533,6 +578,12 @@ def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file
 
     if "validation" not in dataset_dict or "test" not in dataset_dict:
         key = "text" if task == "classification" else "source"
+        if len(set(dataset_dict["train"][key])) < 10:
+            raise ValueError(
+                f"The train data has {len(set(dataset_dict['train'][key]))} distinct usable rows: at least 10 are "
+                f"needed to cut validation and test splits from it; add data, or give --validation_file and "
+                f"--test_file."
+            )
         splits = split_by_hash(list(dataset_dict["train"]), key, validation_size, test_size)
         features = dataset_dict["train"].features
         for split in ("validation", "test"):

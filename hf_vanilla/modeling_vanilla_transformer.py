@@ -5,12 +5,15 @@ models with heads. This file imports only torch, transformers and the configurat
 `save_pretrained` copies it next to the weights for `trust_remote_code` loading.
 """
 
+import json
 import math
+import os
+import struct
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -317,6 +320,78 @@ _AUTO_MAP = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading: what a saved folder must hold, checked before transformers reads it
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _safetensors_problem(path):
+    """Why a safetensors file cannot be intact (truncated, or not safetensors at all), or None when it looks whole.
+
+    The format is an 8-byte header length, a JSON header giving each tensor's byte range, then the data."""
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as handle:
+            (header_length,) = struct.unpack("<Q", handle.read(8))
+            if header_length > size:
+                raise ValueError
+            header = json.loads(handle.read(header_length))
+        data_end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"),
+                       default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError):
+        return f"{path} is not a readable safetensors file (damaged header, {size} bytes)"
+    if size != 8 + header_length + data_end:
+        return f"{path} is truncated or damaged: {size} bytes where its header describes {8 + header_length + data_end}"
+    return None
+
+
+def check_model_folder(path, model_type="vanilla_transformer", need_config=True):
+    """Raise a clear error unless `path` is a saved model folder that transformers can load safely.
+
+    Checks that the folder exists, that config.json is JSON (of `model_type`, when given), and that the weights are
+    whole safetensors files: pickle files (`pytorch_model.bin`) are refused, because unpickling can run code.
+    A path that does not look local (a hub id such as "org/name") is left to transformers.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        parent = os.path.dirname(path.rstrip("/"))
+        if os.path.isabs(path) or path.startswith((".", "~")) or (parent and os.path.isdir(parent)):
+            raise FileNotFoundError(f"No model folder at {path}: give a folder written by save_pretrained (the output "
+                                    f"folder of a training run).")
+        return
+    config_file = os.path.join(path, "config.json")
+    if need_config:
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"{path} has no config.json, so it is not a saved model folder: give a folder "
+                                    f"written by save_pretrained.")
+        try:
+            with open(config_file, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{config_file} is not valid JSON ({error}): the folder is damaged; save the model "
+                             f"again or restore the file.") from error
+        if model_type and config.get("model_type") != model_type:
+            raise ValueError(f"{config_file} describes a {config.get('model_type')!r} model, not a {model_type!r} one: "
+                             f"load it with its own class or AutoModel, or give a {model_type} folder.")
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as handle:
+            files = sorted(set(json.load(handle)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    for name in files:
+        weights = os.path.join(path, name)
+        if not os.path.isfile(weights):
+            pickled = [f for f in os.listdir(path) if f.endswith((".bin", ".pt", ".pth", ".ckpt"))]
+            raise FileNotFoundError(
+                f"{path} has no {name}" + (f", only pickle weights ({', '.join(sorted(pickled))}), which hf_vanilla "
+                                           "does not load because unpickling can run code; convert them with "
+                                           "safetensors in a trusted environment" if pickled else "") + ".")
+        problem = _safetensors_problem(weights)
+        if problem:
+            raise ValueError(problem + ": save the model again or use an intact copy.")
+
+
 class VanillaTransformerPreTrainedModel(PreTrainedModel):
     config_class = VanillaTransformerConfig
     base_model_prefix = "model"
@@ -326,6 +401,18 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _no_split_modules = ["VanillaTransformerEncoderLayer", "VanillaTransformerDecoderLayer"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, from safetensors only and with the folder checked first."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("use_safetensors=False is not supported: hf_vanilla loads safetensors weights only, "
+                             "because unpickling a .bin file can run code.")
+        kwargs["use_safetensors"] = True
+        if pretrained_model_name_or_path is not None:
+            check_model_folder(pretrained_model_name_or_path,
+                               need_config=not isinstance(kwargs.get("config"), PretrainedConfig))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # list every head in auto_map, so that any saved folder loads as any head with trust_remote_code=True
@@ -479,6 +566,11 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
 
         hidden_states = self._embed(input_ids, inputs_embeds, past_length, "decoder_input_ids")
         batch_size, length = hidden_states.shape[:2]
+        if encoder_hidden_states.shape[0] != batch_size:
+            raise ValueError(
+                f"decoder_input_ids holds {batch_size} sequences but the source batch {encoder_hidden_states.shape[0]}:"
+                f" give one target sequence per source sequence."
+            )
         padding = _padding_mask(attention_mask, batch_size, past_length + length, "decoder_attention_mask")
         self_mask = _causal_mask(padding, length, past_length, hidden_states.device)
         cross_mask = _padding_mask(

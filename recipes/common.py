@@ -1,7 +1,9 @@
 """What the recipes share: model arguments, the tokenizer, batched translation, output folders and model cards."""
 
 import json
+import os
 import shlex
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hf_vanilla import PRESETS, VanillaTransformerConfig
+from hf_vanilla.checkpoints import list_checkpoints
 from hf_vanilla.metrics import translation_scores
 from hf_vanilla.tokenization import train_bpe_tokenizer
 
@@ -75,12 +79,23 @@ def get_tokenizer(model_args, texts=None, output_dir=None):
     """The given tokenizer, or a joint BPE trained on `texts` (source and target together, one vocabulary)."""
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if name:
-        return AutoTokenizer.from_pretrained(name)
+        return load_tokenizer(name)
     print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
     if output_dir:
         tokenizer.save_pretrained(output_dir)
     return tokenizer
+
+
+def load_tokenizer(folder):
+    """AutoTokenizer from a saved folder, with a clear error when the folder is missing or holds no tokenizer."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"No tokenizer folder at {folder}: give a folder written by save_pretrained.")
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no tokenizer (no tokenizer.json): give the output folder of a "
+                                f"training run, or a folder written by tokenizer.save_pretrained.")
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def translation_features(tokenizer, max_source_length, max_target_length):
@@ -155,6 +170,102 @@ class SaveOnInterrupt(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the step that produced it was not applied."""
+
+
+def non_finite_loss_error(loss, step, output_dir):
+    checkpoints = list_checkpoints(output_dir)
+    last = (f"the last good checkpoint is {checkpoints[-1]}; resume from it with --resume_from_checkpoint "
+            f"{checkpoints[-1]} after the change" if checkpoints else "no checkpoint had been saved yet")
+    return NonFiniteLossError(
+        f"The training loss is {loss} at step {step}: training stopped before this step changed the weights, and no "
+        f"checkpoint was written from it; {last}. Lower the learning rate (--learning_rate) or look for broken "
+        f"examples in the data."
+    )
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """LengthGroupedSampler whose shuffle is a function of (seed, epoch) alone.
+
+    The stock sampler draws from the global RNG when an epoch starts; resuming in the middle of an epoch, Trainer
+    restores that RNG only after the draw, so the resumed epoch would see its examples in another order."""
+
+    def __init__(self, batch_size, lengths, seed):
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.generator.manual_seed(self.seed + int(epoch))
+
+
+class ReliableTrainerMixin:
+    """Three guards for the recipes' Trainer subclasses (list it before the Trainer class).
+
+    - Checkpoints are written aside, in `.checkpoint-N.partial`, and renamed into place once complete: Trainer writes
+      `checkpoint-N` in place, so a crash mid-save would leave a half-written folder that resuming picks up.
+    - A NaN or infinite loss stops training before the optimiser applies it, naming the last good checkpoint.
+    - Length-grouped batches are shuffled by (seed, epoch), so a resumed run sees the same batches as one left alone.
+    """
+
+    _staging_dir = None
+
+    def _get_train_sampler(self, *args, **kwargs):
+        sampler = super()._get_train_sampler(*args, **kwargs)
+        if type(sampler) is LengthGroupedSampler and sampler.generator is None:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
+
+    def _get_output_dir(self, trial):
+        return self._staging_dir or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging, final = run_dir / f".{name}.partial", run_dir / name
+        if self.args.should_save and staging.exists():
+            shutil.rmtree(staging)  # left by a run that crashed while saving
+        self.accelerator.wait_for_everyone()
+        self._staging_dir = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)  # writes <staging>/checkpoint-N; every process adds its files
+        except BaseException:
+            if self.args.should_save:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            if self.state.best_model_checkpoint == str(staging / name):  # Trainer recorded the staging path
+                self.state.best_model_checkpoint = str(final)
+                self.state.save_to_json(str(staging / name / "trainer_state.json"))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging / name, final)  # the moment the checkpoint appears, it is complete
+            staging.rmdir()
+            self._rotate(run_dir)
+        self.accelerator.wait_for_everyone()
+
+    def _rotate(self, run_dir):
+        """Trainer's own rotation (keep save_total_limit, and the best), now that the new checkpoint is in place."""
+        if hasattr(self, "_rotate_checkpoints"):  # transformers 5.0 to 5.1x: a Trainer method
+            self._rotate_checkpoints(use_mtime=True, output_dir=str(run_dir))
+        else:  # later 5.x: a function
+            from transformers.trainer_utils import rotate_checkpoints
+
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def training_step(self, *args, **kwargs):
+        loss = super().training_step(*args, **kwargs)
+        if not torch.isfinite(loss).all():  # before the optimiser step that would spread it into the weights
+            raise non_finite_loss_error(loss.item(), self.state.global_step + 1, self.args.output_dir)
+        return loss
 
 
 def command_line():

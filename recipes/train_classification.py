@@ -18,7 +18,6 @@ import numpy as np
 import transformers
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     HfArgumentParser,
     Trainer,
@@ -29,12 +28,16 @@ from transformers import (
 from hf_vanilla import VanillaTransformerForSequenceClassification
 from hf_vanilla.corpora import corpus_meta
 from hf_vanilla.metrics import classification_scores
+from hf_vanilla.modeling_vanilla_transformer import check_model_folder
 from recipes.common import (
     ModelArguments,
+    NonFiniteLossError,
+    ReliableTrainerMixin,
     SaveOnInterrupt,
     check_output_dir,
     command_line,
     get_tokenizer,
+    load_tokenizer,
     markdown_table,
     parse_arguments,
     write_json,
@@ -78,6 +81,10 @@ class ClassificationTrainingArguments(TrainingArguments):
     report_to: str | None = field(default="none")
 
 
+class ClassificationTrainer(ReliableTrainerMixin, Trainer):
+    """Trainer with atomic checkpoints and a stop on a NaN loss."""
+
+
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, ClassificationArguments,
                                ClassificationTrainingArguments), description=__doc__)
@@ -96,7 +103,8 @@ def main(argv=None):
 
     Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
     if args.init_from:
-        tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+        check_model_folder(args.init_from)
+        tokenizer = load_tokenizer(args.init_from)
         model = AutoModelForSequenceClassification.from_pretrained(
             args.init_from, num_labels=len(label_names), id2label=id2label, label2id=label2id,
             classifier_pooling=args.classifier_pooling, attn_implementation=model_args.attn_implementation,
@@ -118,7 +126,7 @@ def main(argv=None):
         logits, labels = prediction
         return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
 
-    trainer = Trainer(
+    trainer = ClassificationTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -128,7 +136,11 @@ def main(argv=None):
         compute_metrics=compute_metrics,
         callbacks=[interrupt],
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    except NonFiniteLossError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
     if interrupt.interrupted:
         print(f"\nstopped at step {trainer.state.global_step}; resume with: {command_line()} "
               f"--resume_from_checkpoint <the newest checkpoint in {training_args.output_dir}>", file=sys.stderr)

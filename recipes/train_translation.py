@@ -22,15 +22,25 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    DataCollatorForSeq2Seq,
+    HfArgumentParser,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    set_seed,
+)
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.checkpoints import average_checkpoints, list_checkpoints
 from hf_vanilla.corpora import corpus_meta
 from hf_vanilla.metrics import translation_scores
+from hf_vanilla.modeling_vanilla_transformer import check_model_folder
 from hf_vanilla.plots import plot_training_curves
 from recipes.common import (
     ModelArguments,
+    NonFiniteLossError,
+    ReliableTrainerMixin,
     SaveOnInterrupt,
     check_output_dir,
     command_line,
@@ -90,6 +100,10 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     report_to: str | None = field(default="none")
 
 
+class TranslationTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
+    """Seq2SeqTrainer with atomic checkpoints and a stop on a NaN loss."""
+
+
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, TranslationTrainingArguments),
                               description=__doc__)
@@ -113,6 +127,7 @@ def main(argv=None):
 
     # the model
     if model_args.model_name_or_path:  # any seq2seq folder: benchmarks/quality.py trains Marian with this recipe
+        check_model_folder(model_args.model_name_or_path, model_type=None)
         model = AutoModelForSeq2SeqLM.from_pretrained(
             model_args.model_name_or_path, attn_implementation=model_args.attn_implementation)
     else:
@@ -135,7 +150,7 @@ def main(argv=None):
         )
         return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
 
-    trainer = Seq2SeqTrainer(
+    trainer = TranslationTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -145,7 +160,11 @@ def main(argv=None):
         compute_metrics=compute_metrics,
         callbacks=[interrupt],
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    except NonFiniteLossError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
     if interrupt.interrupted:
         checkpoint = list_checkpoints(training_args.output_dir)[-1]
         print(f"\nstopped at step {trainer.state.global_step}; checkpoint saved in {checkpoint}\n"

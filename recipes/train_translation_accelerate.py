@@ -36,6 +36,7 @@ from recipes.common import (
     check_output_dir,
     command_line,
     get_tokenizer,
+    non_finite_loss_error,
     paper_generation_settings,
     parse_arguments,
     translation_features,
@@ -123,7 +124,7 @@ def main(argv=None):
         )
 
     if model_args.model_name_or_path:
-        model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+        model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)  # checked
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     learning_rate = loop.learning_rate or model.config.d_model**-0.5 * 4000**-0.5
@@ -133,14 +134,16 @@ def main(argv=None):
     lengths = [2 * max(len(s), len(t)) for s, t in zip(train["input_ids"], train["labels"])]
     collate = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
     train = train.remove_columns("length")
+    # its own generator: starting an epoch then draws no number from the global RNG that dropout uses, so a run
+    # resumed mid-epoch continues the same random stream as one left alone
     loader = DataLoader(train, batch_sampler=token_budget_batches(lengths, loop.max_tokens, loop.seed),
-                        collate_fn=collate)
+                        collate_fn=collate, generator=torch.Generator().manual_seed(loop.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), eps=1e-9)
     scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop.warmup_steps)
+    # prepared, the scheduler is saved by save_state with the optimiser (a tensor file: no pickle to load back)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     steps_per_epoch = max(len(loader) // loop.gradient_accumulation_steps, 1)
     max_steps = loop.max_steps if loop.max_steps > 0 else steps_per_epoch * loop.num_train_epochs
-    accelerator.register_for_checkpointing(scheduler)
 
     step, log_history = 0, []
     if loop.resume_from_checkpoint:
@@ -154,11 +157,21 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *a: interrupted.append(True))
 
     def save_checkpoint():
+        """Write aside, then rename: a crash mid-save leaves only a hidden partial folder, never a checkpoint-N
+        that resuming would pick up half-written."""
         folder = output_dir / f"checkpoint-{step}"
-        accelerator.save_state(str(folder))  # model, optimiser, scheduler, RNG states, data position
+        staging = output_dir / f".{folder.name}.partial"
+        if accelerator.is_main_process and staging.exists():
+            shutil.rmtree(staging)  # left by a run that crashed while saving
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))  # model, optimiser, scheduler, RNG states of every process
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            accelerator.unwrap_model(model).save_pretrained(folder)  # weights as a loadable folder, for averaging
-            (folder / "loop_state.json").write_text(json.dumps({"step": step, "log_history": log_history}))
+            accelerator.unwrap_model(model).save_pretrained(staging)  # weights as a loadable folder, for averaging
+            (staging / "loop_state.json").write_text(json.dumps({"step": step, "log_history": log_history}))
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
             for old in list_checkpoints(output_dir)[: -max(args.average_last_n, 1)]:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()
@@ -180,6 +193,12 @@ def main(argv=None):
                 logits = model(**batch).logits
                 loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), labels.view(-1),
                                        ignore_index=-100, label_smoothing=loop.label_smoothing)
+                losses = accelerator.gather(loss.detach())  # every process stops together
+                if not torch.isfinite(losses).all():  # before the optimiser step that would spread it
+                    error = non_finite_loss_error(losses.tolist(), step + 1, output_dir)
+                    if accelerator.is_main_process:
+                        print(f"\nerror: {error}", file=sys.stderr)
+                    return 1
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
