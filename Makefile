@@ -4,7 +4,7 @@ VENV := .venv
 OLDEST := .venv-oldest
 # the core model tests, run again against the oldest supported transformers
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
-              tests/test_classification.py tests/test_versions.py
+              tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py
 
 .PHONY: demo test test-oldest test-all clean
 
@@ -26,7 +26,7 @@ test-all: $(VENV)/.installed $(OLDEST)/.installed
 	$(PYTHON) -m venv $*
 	$*/bin/python -m pip install --quiet --upgrade pip
 	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) torch
-	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) -e ".[dev]"
+	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) -e ".[dev,benchmarks]"
 	touch $@
 
 $(VENV)/.installed: constraints.txt
