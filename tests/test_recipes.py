@@ -194,3 +194,21 @@ def test_translate_cli(tmp_path, translation_csv):
     assert plot.stat().st_size > 5000
     missing = run_module("recipes.translate", "--model", tmp_path / "nope")
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+
+def test_quality_benchmarks_tfidf_baseline_picks_c_on_validation(tmp_path):
+    """benchmarks/quality.py's baseline: fitted on train, C chosen on validation, scored on test."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import datasets
+    from quality import tfidf_baseline
+
+    write_reviews(tmp_path / "reviews.csv", count=600)
+    rows = list(csv.DictReader(open(tmp_path / "reviews.csv", encoding="utf-8")))
+    split = {"train": rows[:400], "validation": rows[400:500], "test": rows[500:]}
+    raw = datasets.DatasetDict({name: datasets.Dataset.from_dict({
+        "text": [r["review"] for r in part], "label": [int(r["stars"] == "pos") for r in part]})
+        for name, part in split.items()})
+    result = tfidf_baseline(raw, c_values=(0.01, 10))
+    assert set(result["validation_accuracy_by_C"]) == {0.01, 10}
+    assert result["C"] == max(result["validation_accuracy_by_C"], key=result["validation_accuracy_by_C"].get)
+    assert result["test"]["accuracy"] >= 0.9 and 0 < result["test"]["macro_f1"] <= 1
