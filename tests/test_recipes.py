@@ -193,7 +193,7 @@ def test_translate_cli(tmp_path, translation_csv):
     assert result.stdout.count("\n") == 2  # one line per input (an untrained model may give empty ones)
     assert plot.stat().st_size > 5000
     missing = run_module("recipes.translate", "--model", tmp_path / "nope")
-    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+    assert missing.returncode == 2 and "No model folder at" in missing.stderr
 
 
 def test_quality_benchmarks_tfidf_baseline_picks_c_on_validation(tmp_path):
