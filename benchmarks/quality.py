@@ -166,16 +166,17 @@ def main(argv=None):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    # a task not run this time keeps its results from an earlier run in the same folder, so the table stays whole
-    earlier = output_dir / "quality.json"
-    results = {task: value for task, value in (json.loads(earlier.read_text()) if earlier.exists() else {}).items()
-               if task not in args.tasks}
-    results.setdefault("commands", {}).update({task: " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
-                                               for task in args.tasks})
+    results = {}
     if "classification" in args.tasks:
         results["classification"] = classification(args, output_dir)
     if "translation" in args.tasks:
         results["translation"] = translation(args, output_dir)
+    # a task not run this time keeps its results from an earlier run in the same folder, so the table stays whole
+    earlier = output_dir / "quality.json"
+    earlier = json.loads(earlier.read_text()) if earlier.exists() else {}
+    commands = {**earlier.get("commands", {}), **{task: " ".join(["python benchmarks/quality.py", *sys.argv[1:]])
+                                                  for task in args.tasks}}
+    results = {**earlier, **results, "commands": commands}
     write_json(output_dir / "quality.json", results)
     table = report(results)
     (output_dir / "quality.md").write_text(table)
