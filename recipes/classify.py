@@ -5,13 +5,11 @@
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transformers import HfArgumentParser, pipeline
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
-from hf_vanilla.modeling_vanilla_transformer import check_model_folder
-from recipes.common import load_tokenizer
+from recipes.common import checked_tokenizer
 
 
 @dataclass
@@ -24,15 +22,7 @@ class ClassifyArguments:
 
 def main(argv=None):
     (args,) = HfArgumentParser(ClassifyArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
-    try:
-        check_model_folder(args.model, model_type=None)
-        tokenizer = load_tokenizer(args.model)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: --model: {error}", file=sys.stderr)
-        return 2
-    if args.input and not Path(args.input).is_file():
-        print(f"error: --input {args.input} does not exist; give a text file with one text a line", file=sys.stderr)
-        return 2
+    tokenizer = checked_tokenizer(args.model, args.input)
     classifier = pipeline("text-classification", model=args.model, tokenizer=tokenizer, device="cpu",
                           trust_remote_code=args.trust_remote_code, truncation=True)
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin

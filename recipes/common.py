@@ -16,6 +16,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hf_vanilla import PRESETS, VanillaTransformerConfig
 from hf_vanilla.checkpoints import list_checkpoints
 from hf_vanilla.metrics import translation_scores
+from hf_vanilla.modeling_vanilla_transformer import check_model_folder
 from hf_vanilla.tokenization import train_bpe_tokenizer
 
 
@@ -96,6 +97,21 @@ def load_tokenizer(folder):
         raise FileNotFoundError(f"{folder} holds no tokenizer (no tokenizer.json): give the output folder of a "
                                 f"training run, or a folder written by tokenizer.save_pretrained.")
     return AutoTokenizer.from_pretrained(folder)
+
+
+def checked_tokenizer(model, input_path=None):
+    """The tokenizer of a saved --model folder, for the command-line tools, after checking --model and --input;
+    a problem exits with status 2 and a usage line."""
+    try:
+        check_model_folder(model, model_type=None)
+        tokenizer = load_tokenizer(model)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: --model: {error}", file=sys.stderr)
+        sys.exit(2)
+    if input_path and not Path(input_path).is_file():
+        print(f"error: --input {input_path} does not exist; give a text file with one text a line", file=sys.stderr)
+        sys.exit(2)
+    return tokenizer
 
 
 def translation_features(tokenizer, max_source_length, max_target_length):

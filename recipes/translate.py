@@ -7,15 +7,13 @@
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
-from hf_vanilla.modeling_vanilla_transformer import check_model_folder
 from hf_vanilla.plots import plot_attention
-from recipes.common import load_tokenizer, translate
+from recipes.common import checked_tokenizer, translate
 
 
 @dataclass
@@ -47,15 +45,7 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
 
 def main(argv=None):
     (args,) = HfArgumentParser(TranslateArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
-    try:
-        check_model_folder(args.model, model_type=None)
-        tokenizer = load_tokenizer(args.model)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: --model: {error}", file=sys.stderr)
-        return 2
-    if args.input and not Path(args.input).is_file():
-        print(f"error: --input {args.input} does not exist; give a text file with one text a line", file=sys.stderr)
-        return 2
+    tokenizer = checked_tokenizer(args.model, args.input)
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
     with stream:
