@@ -111,3 +111,32 @@ def test_post_ln_model_generates_with_and_without_cache(sources):
     a = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=True)
     b = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=False)
     assert torch.equal(a, b)
+
+
+def test_beam_search_leaves_the_cross_attention_cache_in_place_with_the_same_results(sources, monkeypatch):
+    """`_reorder_cache` skips copying cross-attention keys/values (equal across a sentence's beams): same beams."""
+    from hf_vanilla import VanillaTransformerConfig
+
+    torch.manual_seed(0)  # untrained weights: beams change places at almost every step
+    model = VanillaTransformerForConditionalGeneration(VanillaTransformerConfig.from_preset("tiny", vocab_size=40))
+    model.eval()
+    settings = dict(max_new_tokens=10, min_new_tokens=10, num_beams=4, num_return_sequences=4, do_sample=False,
+                    output_scores=True, return_dict_in_generate=True)
+    reorders = []
+
+    def spy(cache, beam_idx):
+        reorders.append(beam_idx.clone())
+        return VanillaTransformerForConditionalGeneration._reorder_cache(cache, beam_idx)
+
+    monkeypatch.setattr(model, "_reorder_cache", spy)
+    fast = model.generate(**sources, **settings)
+
+    def reorder_everything(cache, beam_idx):
+        cache.reorder_cache(beam_idx)  # what transformers does without the hook
+        return cache
+
+    monkeypatch.setattr(model, "_reorder_cache", reorder_everything)
+    full = model.generate(**sources, **settings)
+    assert reorders and any(not torch.equal(idx, torch.arange(len(idx))) for idx in reorders)  # beams did move
+    assert torch.equal(fast.sequences, full.sequences)
+    torch.testing.assert_close(fast.sequences_scores, full.sequences_scores)
