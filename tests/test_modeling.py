@@ -32,6 +32,28 @@ def test_position_encoding_is_a_rebuilt_non_persistent_buffer(tmp_path, config):
     assert torch.equal(loaded.model.decoder.position_encoding, expected)
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_zeroes_with_probability_p_and_keeps_only_a_boolean_mask(p):
+    """The CPU dropout: Bernoulli(p) zeros, survivors scaled by 1/(1-p), the same gradient mask, seeded draws."""
+    from hf_vanilla.modeling_vanilla_transformer import Dropout
+
+    dropout = Dropout(p).train()
+    x = (torch.rand(1000, 1000) + 0.5).requires_grad_()  # no zeros of its own
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        torch.manual_seed(0)
+        y = dropout(x)
+    dropped = y == 0
+    assert abs(dropped.float().mean().item() - p) < 0.005  # 1e6 draws: the standard error is below 0.0005
+    torch.testing.assert_close(y[~dropped], x[~dropped] / (1 - p))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (~dropped).float() / (1 - p))
+    assert saved and all(t.dtype == torch.bool for t in saved)  # 1 byte per element, not nn.Dropout's 4
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # reproducible under torch.manual_seed (resumption, checkpointing)
+    assert torch.equal(dropout.eval()(x), x)
+
+
 def test_shapes(seq2seq, batch, config):
     out = seq2seq(**batch)
     assert out.logits.shape == (3, 6, VOCAB)
