@@ -13,8 +13,10 @@ allocator's peak on GPU), the machine's matmul peak, and each model's training F
 """
 
 import argparse
+import functools
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import MarianConfig, MarianMTModel
 
@@ -168,11 +171,77 @@ def training_flops(name, model, source, target, autocast):
     return counter.get_total_flops()
 
 
+MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+LOSS_KERNELS = {"aten::_log_softmax", "aten::_log_softmax_backward_data", "aten::nll_loss_forward",
+                "aten::nll_loss_backward"}
+
+
+def _kernel_seconds(run):
+    """Seconds that `run` spends in matrix products, and in the benchmark's own loss and optimiser step."""
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run()
+    events = profiler.key_averages()
+    products = sum(e.self_cpu_time_total for e in events if e.key in MATRIX_PRODUCTS) / 1e6
+    harness = sum(e.self_cpu_time_total for e in events if e.key in LOSS_KERNELS) / 1e6
+    harness += sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#")) / 1e6
+    return products, harness
+
+
+def _seconds_inside(model, run):
+    """Wall-clock seconds of `run` spent inside the model (its forward, or the encoder that `generate` calls itself)."""
+    inside, depth, started = [0.0], [0], []
+
+    def enter(*args):
+        depth[0] += 1
+        if depth[0] == 1:
+            started.append(time.perf_counter())
+
+    def leave(*args):
+        depth[0] -= 1
+        if depth[0] == 0:
+            inside[0] += time.perf_counter() - started.pop()
+
+    modules = [model, model.get_encoder()]
+    hooks = [hook for m in modules for hook in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return inside[0]
+
+
+def time_floor(name, model, optimizer, source, target, gen_source, args, device, autocast):
+    """Per measured unit (one training step, one generate call): the seconds no change inside the model can remove.
+
+    That is the time in matrix products (both models multiply the same matrices: identical FLOPs) plus the time
+    outside the model (the loss and AdamW of the training loop; `generate`'s own loop). Every other second (norms,
+    dropout, attention softmax, residuals, Python) is the model's own; `speedup_bound` below is what a model whose own
+    seconds were all zero would reach against the measured Marian, an upper bound on any same-work speed-up.
+    """
+    samples = {"train": []} if name == "torch" else {"train": [], "greedy": [], "beam4": []}
+    for _ in range(args.repeats):  # the median of as many samples as the speeds have
+        products, harness = _kernel_seconds(
+            lambda: train_steps(name, model, optimizer, source, target, 1, device, autocast))
+        samples["train"].append(products + harness)
+        for mode, beams in (("greedy", 1), ("beam4", 4))[: len(samples) - 1]:
+            run = functools.partial(generate, name, model, gen_source, args.new_tokens, beams, autocast)
+            products, _ = _kernel_seconds(run)
+            start = time.perf_counter()
+            inside = _seconds_inside(model, run)
+            samples[mode].append(products + (time.perf_counter() - start - inside))
+    return {mode: statistics.median(values) for mode, values in samples.items()}
+
+
 def peak_memory_probe(name, dims_name, batch_size, length, device, dtype):
     """Run one model's training steps in a fresh process and return its peak memory growth in MiB."""
     command = [sys.executable, str(Path(__file__).resolve()), "--probe", name, "--dims", dims_name, "--batch_size",
                str(batch_size), "--length", str(length), "--device", device.type, "--dtype", str(dtype)[6:]]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # glibc keeps freed blocks below its (self-raising) mmap threshold and reuses them at random, which made the
+    # resident high-water mark vary by +-10% between runs; with a fixed low threshold every tensor is mapped on
+    # allocation and unmapped on free, so the mark is the peak of live memory (repeats agree to 0.1 MiB)
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
     return float(result.stdout.strip().splitlines()[-1])
@@ -246,6 +315,8 @@ def measure(dims_name, args, device, dtype):
     table = {}
     for name, model in models.items():
         step_seconds = args.train_steps * source.numel() * 2 / statistics.median(results[name]["train"])
+        floor = time_floor(name, model, optimizers[name], source, target, gen_source, args, device, autocast) \
+            if device.type == "cpu" else {}
         flops = training_flops(name, model, source, target, autocast)  # one step's forward and backward
         table[name] = {
             "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -256,8 +327,17 @@ def measure(dims_name, args, device, dtype):
             "train_flop_utilisation": flops / (step_seconds / args.train_steps) / peak,
             "peak_train_memory_mib": None if args.skip_memory else peak_memory_probe(
                 name, dims_name, args.batch_size, args.length, device, dtype),
+            "floor_seconds": floor,
             "samples": results[name],
         }
+    if table["hf_vanilla"]["floor_seconds"]:
+        # Marian's measured seconds per unit over hf_vanilla's floor: no same-work change can beat this ratio
+        units = {"train": source.numel() * 2,
+                 "greedy": work["marian"]["greedy_tokens"], "beam4": work["marian"]["beam4_tokens"]}
+        for mode, tokens in units.items():
+            marian_seconds = tokens / table["marian"][f"{mode}_tokens_per_s"]
+            table["hf_vanilla"].setdefault("speedup_bound", {})[mode] = \
+                marian_seconds / table["hf_vanilla"]["floor_seconds"][mode]
     return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work}
 
 
@@ -310,6 +390,10 @@ def main():
             f"{key.replace('_tokens_per_s', '').replace('peak_train_memory_mib', 'memory')} "
             f"{value:.2f}x" for key, value in result["ratios_vs_marian"].items() if value) +
             f"  (matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s)")
+        bound = table["hf_vanilla"].get("speedup_bound")
+        if bound:
+            print(f"{dims_name:6} {'bound':11} " + "  ".join(f"{mode} {value:.2f}x" for mode, value in bound.items())
+                  + "  (Marian's time / hf_vanilla's matrix products + loss, optimiser and generate loop)")
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"\nwritten to {args.json}")
 
