@@ -430,6 +430,24 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
                                need_config=not isinstance(kwargs.get("config"), PretrainedConfig))
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
+    @property
+    def _keys_to_ignore_on_save(self):
+        """The names under which a parameter seen earlier appears again (the tied copies of the shared embedding).
+
+        `save_pretrained` writes each tensor once anyway; naming the copies here lets Trainer, when it reloads its
+        best checkpoint, re-tie them instead of warning that they are missing. Computed from the live model, so a
+        weight untied after construction is saved."""
+        seen, copies = set(), set()
+        for name, parameter in self.named_parameters(remove_duplicate=False):
+            if id(parameter) in seen:
+                copies.add(name)
+            seen.add(id(parameter))
+        return copies
+
+    @_keys_to_ignore_on_save.setter
+    def _keys_to_ignore_on_save(self, value):
+        pass  # transformers' post_init stores its own list; the property above always describes the live model
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # list every head in auto_map, so that any saved folder loads as any head with trust_remote_code=True
         if self._auto_class is not None:

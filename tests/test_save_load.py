@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -28,6 +29,25 @@ def test_round_trip_without_missing_keys_or_pickles(tmp_path, seq2seq, batch):
     # one copy of the shared matrix on disk, not three
     stored = load_file(tmp_path / "model.safetensors")
     assert sum(t.shape == seq2seq.model.shared.weight.shape for t in stored.values()) == 1
+
+
+@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("head", [VanillaTransformerForConditionalGeneration, VanillaTransformerForSequenceClassification])
+def test_trainer_reloads_a_checkpoint_without_missing_key_warnings(tmp_path, config, head, tie, caplog):
+    """What Trainer does for load_best_model_at_end: load_state_dict(strict=False), then warn about missing keys
+    unless they are exactly `_keys_to_ignore_on_save` (the tied copies, which it re-ties). An untied lm_head is saved."""
+    from transformers import Trainer
+
+    config.tie_word_embeddings = tie
+    model = head(config)
+    model.save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert ("lm_head.weight" in stored) == (head is VanillaTransformerForConditionalGeneration and not tie)
+    trainer = Trainer.__new__(Trainer)  # only its checkpoint-loading helper is exercised
+    trainer.model = model
+    with caplog.at_level("WARNING"):
+        trainer._issue_warnings_after_load(model.load_state_dict(stored, strict=False))
+    assert "missing keys" not in caplog.text
 
 
 def test_config_writes_auto_map_and_copies_the_code(tmp_path, seq2seq):
