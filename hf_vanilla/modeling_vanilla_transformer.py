@@ -93,8 +93,8 @@ class Dropout(nn.Dropout):
 
     On CPU, nn.Dropout draws its mask with bernoulli_ and keeps it as a float tensor for the backward pass; here the
     mask comes from uniform draws and is kept as booleans: a training step at the small size runs ~3.5% faster, and
-    its peak memory at the base size is 48 MiB (9%) lower (benchmarks/speed.py). Elsewhere (CUDA has a fused kernel with a
-    boolean mask already), in evaluation, and for p of 0 or 1 it is nn.Dropout itself.
+    its peak memory at the base size is 48 MiB (9%) lower (benchmarks/speed.py). Elsewhere (CUDA already has a fused
+    kernel with a boolean mask), in evaluation, and for p of 0 or 1 it is nn.Dropout itself.
     """
 
     def forward(self, input):

@@ -124,7 +124,7 @@ def main(argv=None):
         )
 
     if model_args.model_name_or_path:
-        model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)  # checked
+        model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     learning_rate = loop.learning_rate or model.config.d_model**-0.5 * 4000**-0.5
@@ -193,17 +193,20 @@ def main(argv=None):
                 logits = model(**batch).logits
                 loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), labels.view(-1),
                                        ignore_index=-100, label_smoothing=loop.label_smoothing)
-                losses = accelerator.gather(loss.detach())  # every process stops together
-                if not torch.isfinite(losses).all():  # before the optimiser step that would spread it
-                    error = non_finite_loss_error(losses.tolist(), step + 1, output_dir)
-                    if accelerator.is_main_process:
-                        print(f"\nerror: {error}", file=sys.stderr)
-                    return 1
+                running, counted = running + loss.detach().float(), counted + 1
+                # a NaN or inf since the last update stays in the running sum: check it once per update, on every
+                # process together, before the optimiser step that would spread it into the weights
+                if accelerator.sync_gradients:
+                    sums = accelerator.gather(running)
+                    if not torch.isfinite(sums).all():
+                        error = non_finite_loss_error(sums.tolist(), step + 1, output_dir)
+                        if accelerator.is_main_process:
+                            print(f"\nerror: {error}", file=sys.stderr)
+                        return 1
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            running, counted = running + loss.detach().float(), counted + 1
             if not accelerator.sync_gradients:
                 continue
             step += 1
