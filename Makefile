@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 OLDEST := .venv-oldest
+# what `make` installs: tests, benchmarks, ONNX export and the CTranslate2 engine; the oldest stack runs the core tests
+EXTRAS := dev,benchmarks,export,serve
+OLDEST_EXTRAS := dev,benchmarks
 # the core model tests, run again against the oldest supported transformers
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
               tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py
@@ -26,7 +29,7 @@ test-all: $(VENV)/.installed $(OLDEST)/.installed
 	$(PYTHON) -m venv $*
 	$*/bin/python -m pip install --quiet --upgrade pip
 	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) torch
-	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) -e ".[dev,benchmarks]"
+	$*/bin/python -m pip install --quiet -c $(if $(filter $(OLDEST),$*),constraints-oldest.txt,constraints.txt) -e ".[$(if $(filter $(OLDEST),$*),$(OLDEST_EXTRAS),$(EXTRAS))]"
 	touch $@
 
 $(VENV)/.installed: constraints.txt

@@ -57,6 +57,25 @@ def _cached_cross_attention(cache, layer_idx):
     return layer.keys, layer.values
 
 
+def _past_length(cache, cache_position):
+    """Tokens already in the decoding cache: a Python int for a dynamic cache (from its shape), a 0-d tensor for a
+    static cache, never read on the host. 5.0's `generate` also passes `cache_position` (this step's positions),
+    cheaper than 5.0's static count, which scans the cache."""
+    if cache is None:
+        return 0
+    past_length = cache.self_attention_cache.get_seq_length()
+    if isinstance(past_length, int) or cache_position is None:
+        return past_length
+    return cache_position[0]
+
+
+def _static_cache_length(cache):
+    """The key slots of a static (preallocated) cache, or None for a dynamic cache or none. `max_cache_len` is the
+    static layers' attribute from 5.0 to 5.24, set before their first update."""
+    layers = getattr(cache.self_attention_cache, "layers", None) if cache is not None else None
+    return getattr(layers[0], "max_cache_len", None) if layers else None
+
+
 def _attention_interface(config, output_attentions):
     """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none).
 
@@ -86,6 +105,19 @@ def sinusoidal_position_encoding(num_positions: int, d_model: int) -> torch.Tens
     table[:, 0::2] = torch.sin(angle)
     table[:, 1::2] = torch.cos(angle[:, : d_model // 2])  # an odd d_model has one sine more than cosines
     return table.float()
+
+
+class VanillaTransformerScaledEmbedding(nn.Embedding):
+    """Token embedding multiplied by sqrt(d_model) (paper section 3.4), so that `get_input_embeddings()(ids)` is what
+    the stacks consume, as in BART and Marian. The parameter is still named `weight` and is the one the output
+    projection shares."""
+
+    def __init__(self, config):
+        super().__init__(config.vocab_size, config.d_model, config.pad_token_id)
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(input_ids) * self.embed_scale  # (B, L) -> (B, L, d)
 
 
 class Dropout(nn.Dropout):
@@ -142,7 +174,20 @@ class VanillaTransformerAttention(nn.Module):
     def _heads(self, x):
         return x.view(*x.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)  # (B, L, d) -> (B, h, L, d_k)
 
-    def forward(self, hidden_states, key_value_states=None, attention_mask=None, cache=None, output_attentions=False):
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        positions: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states (B, T, d) -> (B, T, d) and the attention weights (B, h, T, S) when asked for.
+
+        Self-attention when `key_value_states` is None, else attention over them (B, S, d), the encoder output.
+        `attention_mask` is boolean, broadcastable to (B, h, T, S). `positions` (T,) are where this step's keys go in a
+        static cache (transformers 5.0 needs them; later releases keep the count in the cache)."""
         batch_size, length, _ = hidden_states.shape
         query = self._heads(self.q_proj(hidden_states))  # (B, h, T, d_k)
         if self.is_cross_attention:
@@ -157,7 +202,8 @@ class VanillaTransformerAttention(nn.Module):
         else:
             key, value = self._heads(self.k_proj(hidden_states)), self._heads(self.v_proj(hidden_states))
             if cache is not None:
-                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # (B, h, past+T, d_k)
+                cache_kwargs = {"cache_position": positions}
+                key, value = cache.self_attention_cache.update(key, value, self.layer_idx, cache_kwargs)  # (B,h,S,d_k)
 
         attention = _attention_interface(self.config, output_attentions)
         output, weights = attention(
@@ -168,7 +214,7 @@ class VanillaTransformerAttention(nn.Module):
             attention_mask,
             scaling=self.scaling,
             dropout=self.dropout if self.training else 0.0,
-            is_causal=self.is_causal and attention_mask is None and length > 1,
+            is_causal=self.is_causal and attention_mask is None,  # a Python bool: no test of a (symbolic) length
         )
         output = output.reshape(batch_size, length, -1)  # (B, T, h, d_k) -> (B, T, d)
         return self.out_proj(output), weights
@@ -242,12 +288,15 @@ class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
         attention_mask=None,
         encoder_attention_mask=None,
         cache=None,
+        positions=None,
         output_attentions=False,
     ):
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
-            lambda h: self.self_attn(h, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions),
+            lambda h: self.self_attn(
+                h, attention_mask=attention_mask, cache=cache, positions=positions, output_attentions=output_attentions
+            ),
         )
         hidden_states, cross_weights = self._residual(
             hidden_states,
@@ -269,14 +318,37 @@ class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _check_input_ids(input_ids, config, name):
-    """A clear error for ids a user got wrong, instead of an index error deep inside torch."""
+def _reads_values(tensor):
+    """Whether a check may read a tensor's values here at no cost: eager mode on a CPU tensor.
+
+    Reading an accelerator tensor from Python waits for the device (a host synchronisation), and under
+    `torch.compile` / `torch.export` it breaks the graph; there the checks that read values are skipped, and torch's
+    own index checks (or the entry point `generate`, once per call) catch bad ids instead. Shape and dtype checks read
+    no values and always run."""
+    return tensor.device.type == "cpu" and not _is_tracing()
+
+
+def _is_tracing():
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or _is_exporting()
+
+
+def _is_exporting():
+    return hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting()
+
+
+def _check_input_ids(input_ids, config, name, read_values=None):
+    """A clear error for ids a user got wrong, instead of an index error deep inside torch.
+
+    The vocabulary-range check reads the ids, so by default it runs only where that costs nothing (`_reads_values`);
+    `read_values=True` forces it (entry points, once per call)."""
     if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise ValueError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}.")
     if input_ids.dim() != 2:
         raise ValueError(f"{name} must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
     if input_ids.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(input_ids.shape)}): give at least one token per sequence.")
+    if not (read_values if read_values is not None else _reads_values(input_ids)):
+        return
     low, high = (int(end) for end in torch.aminmax(input_ids))
     if low < 0 or high >= config.vocab_size:
         bad = low if low < 0 else high
@@ -295,31 +367,33 @@ def _check_length(length, config, name):
         )
 
 
-def _padding_mask(attention_mask, batch_size, length, name):
-    """(B, S) of 1/0 -> boolean (B, 1, 1, S), True where a key may be attended to; None when nothing is padding."""
+def _padding_mask(attention_mask, batch_size, length, name, key_length=None):
+    """(B, S) of 1/0 -> boolean (B, 1, 1, key_length), True where a key may be attended to; None when none is given.
+
+    The mask is used as given even when it holds no padding: testing that (`mask.all()`) would read it. A static
+    cache has more key slots (`key_length`) than tokens so far; the slots past the mask are hidden by causality."""
     if attention_mask is None:
         return None
-    if attention_mask.dim() != 2 or tuple(attention_mask.shape) != (batch_size, length):
+    expected = f"({batch_size}, {length})" if key_length is None else f"({batch_size}, <= {key_length})"
+    if attention_mask.dim() != 2 or attention_mask.shape[0] != batch_size or (
+        attention_mask.shape[1] != length if key_length is None else attention_mask.shape[1] > key_length
+    ):
         raise ValueError(
             f"{name} has shape {tuple(attention_mask.shape)} but must be (batch_size, sequence_length) = "
-            f"({batch_size}, {length}), one 1 or 0 per token."
+            f"{expected}, one 1 or 0 per token."
         )
     attention_mask = attention_mask.bool()
-    if attention_mask.all():
-        return None  # lets sdpa take its fast path
+    if key_length is not None and attention_mask.shape[1] < key_length:
+        attention_mask = F.pad(attention_mask, (0, key_length - attention_mask.shape[1]), value=True)
     return attention_mask[:, None, None, :]
 
 
-def _causal_mask(padding_mask, length, past_length, device):
-    """Boolean (B|1, 1, T, past+T) mask for decoder self-attention, or None when the kernel can apply causality itself.
+def _causal_mask(padding_mask, positions, key_length):
+    """Boolean (B|1, 1, T, key_length) mask for decoder self-attention: query i sees keys at positions <= its own.
 
-    Both kernels apply causality from `is_causal` when no mask is given, which is right only without a cache prefix.
-    """
-    if padding_mask is None and (length == 1 or past_length == 0):
-        return None
-    query_positions = torch.arange(past_length, past_length + length, device=device)[:, None]  # (T, 1)
-    key_positions = torch.arange(past_length + length, device=device)[None, :]  # (1, past+T)
-    mask = (key_positions <= query_positions)[None, None]  # (1, 1, T, past+T)
+    `positions` (T,) are the queries' positions; with a cache they start after the cached tokens."""
+    key_positions = torch.arange(key_length, device=positions.device)  # (S,)
+    mask = (key_positions[None, :] <= positions[:, None])[None, None]  # (1, 1, T, S)
     return mask if padding_mask is None else mask & padding_mask
 
 
@@ -486,10 +560,7 @@ class _VanillaTransformerStack(VanillaTransformerPreTrainedModel):
 
     def __init__(self, config, embed_tokens=None):
         super().__init__(config)
-        if embed_tokens is None:
-            embed_tokens = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-        self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = embed_tokens if embed_tokens is not None else VanillaTransformerScaledEmbedding(config)
         self.register_buffer(
             "position_encoding",
             sinusoidal_position_encoding(config.max_position_embeddings, config.d_model),
@@ -502,17 +573,20 @@ class _VanillaTransformerStack(VanillaTransformerPreTrainedModel):
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
         self.post_init()
 
-    def _embed(self, input_ids, inputs_embeds, past_length, name):
-        """Scaled token embedding plus the sinusoidal encoding of each position, then dropout."""
+    def _embed(self, input_ids, inputs_embeds, positions, name):
+        """Scaled token embedding plus the sinusoidal encoding of each position (`positions`: (L,)), then dropout."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError(f"Give exactly one of {name} and its inputs_embeds.")
         if inputs_embeds is None:
             _check_input_ids(input_ids, self.config, name)
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
-        length = inputs_embeds.shape[1]
-        _check_length(past_length + length, self.config, name)
-        positions = self.position_encoding[past_length : past_length + length].to(inputs_embeds.dtype)
-        return self.dropout(inputs_embeds + positions)  # (B, L, d)
+            inputs_embeds = self.embed_tokens(input_ids)  # already scaled by sqrt(d_model)
+        return self.dropout(inputs_embeds + self.position_encoding[positions].to(inputs_embeds.dtype))  # (B, L, d)
+
+    def _positions(self, length, past_length, device, name):
+        """(L,) positions of this call's tokens; the length check needs a Python int (not a static cache's count)."""
+        if isinstance(past_length, int):
+            _check_length(past_length + length, self.config, name)
+        return torch.arange(length, device=device) + past_length
 
     def _final_norm(self, hidden_states, all_hidden_states):
         """The pre-LN stack's last LayerNorm; the last of the returned hidden states is the normalised one."""
@@ -548,7 +622,9 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
         **kwargs,
     ):
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
-        hidden_states = self._embed(input_ids, inputs_embeds, 0, "input_ids")
+        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        positions = self._positions(length, 0, self.position_encoding.device, "input_ids")
+        hidden_states = self._embed(input_ids, inputs_embeds, positions, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -596,17 +672,24 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
             cache = None
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
             raise ValueError(f"cache must be an EncoderDecoderCache, got {type(cache).__name__}.")
-        past_length = cache.get_seq_length() if cache is not None else 0
-
-        hidden_states = self._embed(input_ids, inputs_embeds, past_length, "decoder_input_ids")
-        batch_size, length = hidden_states.shape[:2]
+        past_length = _past_length(cache, kwargs.get("cache_position"))
+        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        positions = self._positions(length, past_length, self.position_encoding.device, "decoder_input_ids")
+        hidden_states = self._embed(input_ids, inputs_embeds, positions, "decoder_input_ids")
+        batch_size = hidden_states.shape[0]
         if encoder_hidden_states.shape[0] != batch_size:
             raise ValueError(
                 f"decoder_input_ids holds {batch_size} sequences but the source batch {encoder_hidden_states.shape[0]}:"
                 f" give one target sequence per source sequence."
             )
-        padding = _padding_mask(attention_mask, batch_size, past_length + length, "decoder_attention_mask")
-        self_mask = _causal_mask(padding, length, past_length, hidden_states.device)
+        static_length = _static_cache_length(cache)
+        static = static_length is not None  # a preallocated cache: its empty slots must be masked
+        key_length = static_length if static else past_length + length
+        padding = _padding_mask(attention_mask, batch_size, key_length, "decoder_attention_mask",
+                                key_length=key_length if static else None)
+        # without a cache prefix or padding the kernels apply causality themselves (is_causal, sdpa's fast path)
+        needs_mask = padding is not None or static or past_length != 0
+        self_mask = _causal_mask(padding, positions, key_length) if needs_mask else None
         cross_mask = _padding_mask(
             encoder_attention_mask, batch_size, encoder_hidden_states.shape[1], "attention_mask (of the source)"
         )
@@ -622,6 +705,7 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
                 self_mask,
                 cross_mask,
                 cache=cache,
+                positions=positions,
                 output_attentions=output_attentions,
             )
             if output_hidden_states:
@@ -655,7 +739,7 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.shared = VanillaTransformerScaledEmbedding(config)
         self.encoder = VanillaTransformerEncoder(config, self.shared)
         self.decoder = VanillaTransformerDecoder(config, self.shared)
         self.post_init()
@@ -817,6 +901,19 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
         output = Seq2SeqLMOutput(loss=loss, logits=logits, **passed_on)
         return output if return_dict is not False else output.to_tuple()
 
+    def generate(self, inputs=None, *args, **kwargs):
+        """`GenerationMixin.generate`, with the source ids checked once per call: the forward does not read the
+        values of accelerator tensors (that would make the device wait at every step)."""
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(input_ids, torch.Tensor) and not input_ids.is_floating_point() and input_ids.dim() == 2:
+            _check_input_ids(input_ids, self.config, "input_ids", read_values=not _is_tracing())
+        return super().generate(inputs, *args, **kwargs)
+
+    def create_masks_for_generate(self, attention_mask=None, **kwargs):
+        """`generate` turns the decoder's 2-D padding mask into a 4-D one for static caches; this model builds its
+        causal mask itself (`_causal_mask`), so the 2-D mask (or None) passes through unchanged."""
+        return attention_mask
+
     def prepare_decoder_input_ids_from_labels(self, labels):
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
@@ -890,6 +987,16 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
         )
         return output if return_dict is not False else output.to_tuple()
 
+    def _check_labels(self, labels):
+        valid = labels[labels != -100]
+        low, high = (int(end) for end in torch.aminmax(valid)) if valid.numel() else (0, 0)
+        if low < 0 or high >= self.num_labels:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"labels contain {bad}, outside [0, num_labels={self.num_labels}): set num_labels (or id2label) "
+                f"to the number of classes in the data."
+            )
+
     def _loss(self, logits, labels):
         """Regression, single-label or multi-label loss, chosen as HF's own sequence-classification heads do."""
         if self.config.problem_type is None:
@@ -910,14 +1017,8 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
                     f"labels have shape {tuple(labels.shape)}; single-label classification expects ({batch_size},)."
                 )
             labels = labels.view(-1)
-            valid = labels[labels != -100]
-            low, high = (int(end) for end in torch.aminmax(valid)) if valid.numel() else (0, 0)
-            if low < 0 or high >= self.num_labels:
-                bad = low if low < 0 else high
-                raise ValueError(
-                    f"labels contain {bad}, outside [0, num_labels={self.num_labels}): set num_labels (or id2label) "
-                    f"to the number of classes in the data."
-                )
+            if _reads_values(labels):  # elsewhere cross_entropy's own check reports a bad class
+                self._check_labels(labels)
             return F.cross_entropy(logits.float(), labels)
         if tuple(labels.shape) != tuple(logits.shape):
             raise ValueError(
@@ -932,7 +1033,7 @@ class VanillaTransformerEncoderModel(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+        self.shared = VanillaTransformerScaledEmbedding(config)
         self.encoder = VanillaTransformerEncoder(config, self.shared)
 
     def set_input_embeddings(self, value):
