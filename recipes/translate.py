@@ -3,22 +3,26 @@
     echo "Select the cells." | python -m recipes.translate --model outputs/translation
     python -m recipes.translate --model outputs/translation --input sentences.txt --num_beams 4
     python -m recipes.translate --model outputs/translation --plot_attention attention.png < sentences.txt
+    python -m recipes.translate --engine ctranslate2 --model outputs/translation-ct2 < sentences.txt
 """
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
 from hf_vanilla.plots import plot_attention
-from recipes.common import checked_tokenizer, translate
+from recipes.common import checked_tokenizer, parse_arguments, translate
 
 
 @dataclass
 class TranslateArguments:
-    model: str = field(metadata={"help": "A saved model folder (with its tokenizer)."})
+    model: str = field(metadata={"help": "A saved model folder (with its tokenizer), or for --engine ctranslate2 a "
+                                         "folder written by recipes.export."})
+    engine: str = field(default="transformers", metadata={"help": "transformers (model.generate) or ctranslate2."})
     input: str | None = field(default=None, metadata={"help": "A text file, one sentence a line (default stdin)."})
     num_beams: int | None = field(default=None, metadata={"help": "Beam size (default: the model's, 4)."})
     batch_size: int = field(default=32, metadata={"help": "Sentences translated together."})
@@ -27,6 +31,12 @@ class TranslateArguments:
                                         "as a heatmap in this PNG file."}
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
+
+    def __post_init__(self):
+        if self.engine not in ("transformers", "ctranslate2"):
+            raise ValueError(f"--engine {self.engine!r}: choose transformers or ctranslate2.")
+        if self.engine == "ctranslate2" and self.plot_attention:
+            raise ValueError("--plot_attention needs --engine transformers (CTranslate2 returns no attention).")
 
 
 def attention_heatmap(model, tokenizer, sentence, path, num_beams):
@@ -43,17 +53,38 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
     plot_attention(weights.numpy(), clean[0], clean[1], path, title="cross-attention (last layer, mean of heads)")
 
 
+def ctranslate2_translator(args):
+    from hf_vanilla.export_ctranslate2 import CTranslate2Translator
+
+    if args.input and not Path(args.input).is_file():
+        print(f"error: --input {args.input} does not exist; give a text file with one text a line", file=sys.stderr)
+        sys.exit(2)
+    try:
+        return CTranslate2Translator(args.model)
+    except (FileNotFoundError, ImportError) as error:
+        print(f"error: --model: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None):
-    (args,) = HfArgumentParser(TranslateArguments, description=__doc__).parse_args_into_dataclasses(args=argv)
-    tokenizer = checked_tokenizer(args.model, args.input)
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
+    parser = HfArgumentParser(TranslateArguments, description=__doc__)
+    (args,) = parse_arguments(parser, argv)
+    if args.engine == "ctranslate2":
+        translator = ctranslate2_translator(args)
+    else:
+        tokenizer = checked_tokenizer(args.model, args.input)
+        model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
     with stream:
         sentences = [line.strip() for line in stream if line.strip()]
     if not sentences:
         print("error: no sentences to translate (empty input)", file=sys.stderr)
         return 2
-    for line in translate(model, tokenizer, sentences, args.batch_size, args.num_beams):
+    if args.engine == "ctranslate2":
+        lines = translator.translate(sentences, args.batch_size, args.num_beams)
+    else:
+        lines = translate(model, tokenizer, sentences, args.batch_size, args.num_beams)
+    for line in lines:
         print(line, flush=True)
     if args.plot_attention:
         attention_heatmap(model, tokenizer, sentences[0], args.plot_attention, args.num_beams)

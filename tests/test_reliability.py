@@ -228,6 +228,9 @@ def test_code_never_unpickles_or_trusts_remote_code_by_itself():
 
     for path in [p for folder in ("hf_vanilla", "recipes", "benchmarks") for p in (REPO / folder).glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and "trust_remote_code" in [a.arg for a in node.args.args]:
+                defaults = dict(zip([a.arg for a in node.args.args][::-1], node.args.defaults[::-1]))
+                assert ast.unparse(defaults["trust_remote_code"]) == "False", f"{path}: {node.name}"
             if isinstance(node, ast.Import | ast.ImportFrom):
                 assert "pickle" not in [alias.name for alias in node.names] + [getattr(node, "module", None)], path
             if not isinstance(node, ast.Call):
@@ -236,8 +239,9 @@ def test_code_never_unpickles_or_trusts_remote_code_by_itself():
             name = ast.unparse(node.func)
             if name in ("torch.load", "load"):
                 assert ast.unparse(keywords.get("weights_only", ast.Constant(None))) == "True", f"{path}: {name}"
-            if "trust_remote_code" in keywords:
-                assert ast.unparse(keywords["trust_remote_code"]) == "args.trust_remote_code", path
+            if "trust_remote_code" in keywords:  # the user's flag, or a library function's parameter passed on
+                assert ast.unparse(keywords["trust_remote_code"]) in ("args.trust_remote_code", "trust_remote_code"), path
+
 
 
 def test_accelerate_checkpoints_hold_nothing_loaded_by_unpickling(tmp_path, translation_csv):

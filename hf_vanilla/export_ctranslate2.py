@@ -1,0 +1,251 @@
+"""Export a translation model to CTranslate2, the inference engine behind OpenNMT and the usual way to serve Marian.
+
+The model is described with CTranslate2's own spec classes (`TransformerSpec` and its layers), which write its binary
+format; nothing here knows that format. Needs the `[serve]` extra (`pip install "hf_vanilla[serve]"`).
+
+    from hf_vanilla.export_ctranslate2 import export_ctranslate2
+    export_ctranslate2("outputs/translation", "outputs/translation-ct2", quantization="int8")
+
+The exported folder holds the engine's `model.bin` and vocabulary, the tokenizer files and `generation_config.json`,
+so it is all a user needs to translate (`CTranslate2Translator` below, or `recipes.translate --engine ctranslate2`).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration, check_model_folder
+
+# transformers' activation names -> CTranslate2's (its exact erf GELU, the tanh approximation, SiLU)
+_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "gelu_new": "GELUTanh", "gelu_pytorch_tanh": "GELUTanh",
+                "silu": "SWISH", "swish": "SWISH"}
+QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+# files of a saved tokenizer that travel with the engine's folder, and the decoding settings
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+GENERATION_FILE = "generation_config.json"
+# the paper's decoding, used when a folder's generation config does not say
+DEFAULT_NUM_BEAMS, DEFAULT_LENGTH_PENALTY = 4, 0.6
+
+
+def _ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as error:
+        raise ImportError("CTranslate2 is not installed: pip install 'hf_vanilla[serve]' (or ctranslate2).") from error
+    return ctranslate2
+
+
+def _array(tensor):
+    return tensor.detach().to(torch.float32).cpu().numpy()
+
+
+def _linear(spec, linear):
+    spec.weight = _array(linear.weight)
+    if linear.bias is not None:
+        spec.bias = _array(linear.bias)
+
+
+def _fused(spec, linears):
+    """One CTranslate2 linear from several of ours, stacked along the output dimension (Q, K, V -> QKV)."""
+    spec.weight = np.concatenate([_array(linear.weight) for linear in linears])
+    spec.bias = np.concatenate([_array(linear.bias) for linear in linears])
+
+
+def _norm(spec, norm):
+    spec.gamma, spec.beta = _array(norm.weight), _array(norm.bias)
+
+
+def _attention(spec, attention, norm, cross):
+    if cross:  # queries from the decoder, keys and values from the encoder output
+        _fused(spec.linear[0], [attention.q_proj])
+        _fused(spec.linear[1], [attention.k_proj, attention.v_proj])
+    else:
+        _fused(spec.linear[0], [attention.q_proj, attention.k_proj, attention.v_proj])
+    _linear(spec.linear[-1], attention.out_proj)
+    _norm(spec.layer_norm, norm)
+
+
+def _feed_forward(spec, layer):
+    _linear(spec.linear_0, layer.feed_forward.fc1)
+    _linear(spec.linear_1, layer.feed_forward.fc2)
+    _norm(spec.layer_norm, layer.ffn_layer_norm)
+
+
+def _stack(spec, stack, embedding):
+    """Embedding (scaled like ours), our own sinusoidal table (interleaved sin/cos, handed over row for row, not
+    CTranslate2's built-in layout), and the final LayerNorm of a pre-LN stack."""
+    embedding.weight = _array(stack.embed_tokens.weight)
+    spec.scale_embeddings = float(stack.embed_tokens.embed_scale)
+    spec.position_encodings.encodings = _array(stack.position_encoding)
+    if stack.layer_norm is not None:
+        _norm(spec.layer_norm, stack.layer_norm)
+
+
+def unsupported_settings(config):
+    """The settings of `config` that CTranslate2's Transformer cannot represent, each with why."""
+    problems = []
+    if config.activation_function not in _ACTIVATIONS:
+        problems.append(f"activation_function={config.activation_function!r} (CTranslate2 has "
+                        f"{', '.join(sorted(_ACTIVATIONS))})")
+    if config.d_model % config.num_attention_heads:
+        problems.append(f"d_model={config.d_model} is not divisible by num_attention_heads")
+    return problems
+
+
+def ctranslate2_spec(model: VanillaTransformerForConditionalGeneration, tokens: list[str], special_tokens: dict):
+    """A `ctranslate2.specs.TransformerSpec` holding `model`'s weights, with `tokens` (one per id) as the shared
+    source and target vocabulary and `special_tokens` (bos, eos, unk, decoder_start) as the engine's config."""
+    _ctranslate2()
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    config = model.config
+    problems = unsupported_settings(config)
+    if problems:
+        raise ValueError("CTranslate2 cannot represent this model: " + "; ".join(problems) + ".")
+    spec = transformer_spec.TransformerSpec.from_config(
+        (config.encoder_layers, config.decoder_layers),
+        config.num_attention_heads,
+        pre_norm=config.norm_first,  # post-LN (the paper's) has no final LayerNorm in either engine
+        activation=getattr(common_spec.Activation, _ACTIVATIONS[config.activation_function]),
+    )
+    encoder, decoder = model.model.encoder, model.model.decoder
+    _stack(spec.encoder, encoder, spec.encoder.embeddings[0])
+    _stack(spec.decoder, decoder, spec.decoder.embeddings)
+    for layer_spec, layer in zip(spec.encoder.layer, encoder.layers):
+        _attention(layer_spec.self_attention, layer.self_attn, layer.self_attn_layer_norm, cross=False)
+        _feed_forward(layer_spec.ffn, layer)
+    for layer_spec, layer in zip(spec.decoder.layer, decoder.layers):
+        _attention(layer_spec.self_attention, layer.self_attn, layer.self_attn_layer_norm, cross=False)
+        _attention(layer_spec.attention, layer.encoder_attn, layer.encoder_attn_layer_norm, cross=True)
+        _feed_forward(layer_spec.ffn, layer)
+    _linear(spec.decoder.projection, model.lm_head)  # the shared matrix when tied; CTranslate2 aliases equal arrays
+    spec.register_source_vocabulary(tokens)
+    spec.register_target_vocabulary(tokens)
+    spec.config.layer_norm_epsilon = config.layer_norm_eps
+    for key, token in special_tokens.items():
+        setattr(spec.config, key, token)
+    return spec
+
+
+def vocabulary(tokenizer, vocab_size):
+    """One token string per model id. Ids the tokenizer lacks (a model built with a larger vocabulary) get unique
+    placeholder names: the model never sees them in input, and an output of one decodes to nothing."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
+    return [token if token is not None else f"<unused_{i}>" for i, token in enumerate(tokens)]
+
+
+def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False, trust_remote_code=False):
+    """Write a CTranslate2 folder for the translation model saved in `model_dir` (with its tokenizer).
+
+    The folder is built beside `output_dir` and moved into place when complete, so an interrupted export leaves
+    nothing half-written; an existing non-empty `output_dir` is refused unless `overwrite`."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
+
+    _ctranslate2()
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r} is not one of CTranslate2's: {', '.join(QUANTIZATIONS)}.")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not empty")
+    check_model_folder(model_dir, model_type=None)
+    with open(Path(model_dir) / "config.json", encoding="utf-8") as handle:
+        architectures = json.load(handle).get("architectures") or []
+    if architectures and "VanillaTransformerForConditionalGeneration" not in architectures:
+        raise ValueError(f"{model_dir} holds a {', '.join(architectures)}; CTranslate2 export is for translation "
+                         f"models (VanillaTransformerForConditionalGeneration).")
+    missing = [name for name in TOKENIZER_FILES[:1] if not (Path(model_dir) / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir} has no {missing[0]}: the exported folder needs the model's tokenizer.")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code).eval()
+    if not isinstance(model, VanillaTransformerForConditionalGeneration) and type(model).__name__ != (
+            "VanillaTransformerForConditionalGeneration"):
+        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a hf_vanilla translation model.")
+    problems = unsupported_settings(model.config)
+    if problems:
+        raise ValueError(f"{model_dir}: CTranslate2 cannot represent this model: " + "; ".join(problems) + ".")
+    names = tokenizer.convert_ids_to_tokens
+    special = {"bos_token": names(model.config.bos_token_id), "eos_token": names(model.config.eos_token_id),
+               "unk_token": tokenizer.unk_token, "decoder_start_token": names(model.config.decoder_start_token_id)}
+    spec = ctranslate2_spec(model, vocabulary(tokenizer, model.config.vocab_size), special)
+    for name in TOKENIZER_FILES:
+        if (Path(model_dir) / name).is_file():
+            spec.register_file(str(Path(model_dir) / name))
+    generation = decoding_settings(model_dir, GenerationConfig)
+    spec.validate()
+    spec.optimize(quantization=quantization)
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
+    try:
+        spec.save(str(partial))
+        with open(partial / GENERATION_FILE, "w", encoding="utf-8") as handle:
+            json.dump({**generation, "max_position_embeddings": model.config.max_position_embeddings}, handle,
+                      indent=2)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(partial, output_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return output_dir
+
+
+def decoding_settings(folder, generation_config_class=None):
+    """Beam size and length penalty from a folder's generation config, the paper's (4, 0.6) where it says nothing."""
+    settings = {"num_beams": DEFAULT_NUM_BEAMS, "length_penalty": DEFAULT_LENGTH_PENALTY}
+    path = Path(folder) / GENERATION_FILE
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        settings.update({key: saved[key] for key in settings if saved.get(key) is not None})
+    return settings
+
+
+class CTranslate2Translator:
+    """Translate text with an exported folder: the engine's `Translator`, the saved tokenizer, and the folder's
+    decoding settings (each batch may output up to its longest input + 50 tokens, as `recipes.translate`)."""
+
+    def __init__(self, folder, device="cpu", compute_type="default", inter_threads=1, intra_threads=0):
+        from transformers import AutoTokenizer
+
+        ctranslate2 = _ctranslate2()
+        if not (Path(folder) / "model.bin").is_file():
+            raise FileNotFoundError(f"{folder} has no model.bin: give a folder written by recipes.export "
+                                    f"--format ctranslate2.")
+        self.translator = ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
+                                                 inter_threads=inter_threads, intra_threads=intra_threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        with open(Path(folder) / GENERATION_FILE, encoding="utf-8") as handle:
+            self.max_positions = json.load(handle)["max_position_embeddings"]
+        self.settings = decoding_settings(folder)
+
+    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None, extra_length=50):
+        """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token)."""
+        limit = self.max_positions - 1
+        tokens = [self.tokenizer.convert_ids_to_tokens(ids) for ids in batches_of_ids]
+        results = self.translator.translate_batch(
+            tokens,
+            beam_size=num_beams or self.settings["num_beams"],
+            length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
+            max_decoding_length=min(max(len(t) for t in tokens) + extra_length, limit),
+            max_input_length=limit,
+        )
+        return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
+
+    def translate(self, texts, batch_size=32, num_beams=None, length_penalty=None):
+        """Translations of `texts`, in batches of similar length, in the input order."""
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        outputs = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            ids = self.tokenizer([texts[i] for i in chunk], truncation=True, max_length=self.max_positions - 1)
+            generated = self.translate_tokens(ids["input_ids"], num_beams, length_penalty)
+            for i, text in zip(chunk, self.tokenizer.batch_decode(generated, skip_special_tokens=True)):
+                outputs[i] = text.strip()
+        return outputs
