@@ -3,6 +3,7 @@
     python benchmarks/speed.py                       # small and base dims, fp32, this machine
     python benchmarks/speed.py --dims small --repeats 5 --json results.json
     python benchmarks/speed.py --device cuda --dtype bfloat16
+    python benchmarks/speed.py --skip_ctranslate2      # without the CTranslate2 rows
 
 Shared machines drift, so the three models are measured in one run, in alternation (A B C A B C ...), and the
 medians are compared: the ratios hf_vanilla / Marian are what to read, not the absolute numbers. Measured:
@@ -10,6 +11,10 @@ training tokens/s (forward, backward, AdamW step on fixed-length batches), greed
 (a fixed number of new tokens), peak memory of a training step (resident memory of a fresh process on CPU, the
 allocator's peak on GPU), the machine's matmul peak, and each model's training FLOP utilisation
 (`torch.utils.flop_counter`). It checks that hf_vanilla and Marian did the same amount of work (same token counts).
+
+With ctranslate2 installed (the `[serve]` extra), the same two models also run in CTranslate2, float32 and int8:
+hf_vanilla exported with `ctranslate2_spec` (what `recipes.export` writes), Marian converted by CTranslate2's own
+Transformers converter; same source batch, same number of new tokens, measured in the same alternation.
 """
 
 import argparse
@@ -105,8 +110,9 @@ BUILDERS = {"hf_vanilla": build_vanilla, "marian": build_marian, "torch": TorchT
 
 def batch(batch_size, length, device, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    source = torch.randint(4, VOCAB, (batch_size, length), generator=generator).to(device)
-    target = torch.randint(4, VOCAB, (batch_size, length), generator=generator).to(device)
+    # ids below VOCAB - 1: CTranslate2's Marian converter drops the last id (see _SyntheticVocabulary)
+    source = torch.randint(4, VOCAB - 1, (batch_size, length), generator=generator).to(device)
+    target = torch.randint(4, VOCAB - 1, (batch_size, length), generator=generator).to(device)
     return source, target
 
 
@@ -282,6 +288,59 @@ def autocast_for(device, dtype):
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
+# ---- CTranslate2: the engine users serve translation models with --------------------------------------------------
+
+ENGINE_QUANTIZATIONS = ("float32", "int8")
+
+
+class _SyntheticVocabulary:
+    """What CTranslate2's Marian converter reads from a tokenizer, for a model with random weights and no text. The
+    converter drops the last id, where HF Marian keeps its `<pad>` (its engine starts from a zero embedding instead):
+    so the last id is named `<pad>` and the benchmark's ids stay below it."""
+
+    eos_token, unk_token, bos_token = "</s>", "<unk>", "<s>"
+
+    def get_vocab(self):
+        return {token: i for i, token in enumerate(["<blank>"] + synthetic_tokens()[1:-1] + ["<pad>"])}
+
+
+def synthetic_tokens():
+    return ["<pad>", "<s>", "</s>", "<unk>"] + [f"t{i}" for i in range(4, VOCAB)]
+
+
+def build_engines(models, folder, device, threads):
+    """CTranslate2 translators for hf_vanilla (our exporter) and Marian (CTranslate2's converter), per quantization."""
+    import ctranslate2
+    from ctranslate2.converters.transformers import MarianMTLoader
+
+    from hf_vanilla.export_ctranslate2 import ctranslate2_spec
+
+    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "decoder_start_token": "<s>"}
+    makers = {"hf_vanilla": lambda: ctranslate2_spec(models["hf_vanilla"].cpu().float(), synthetic_tokens(), special),
+              "marian": lambda: MarianMTLoader()(models["marian"].cpu().float(), _SyntheticVocabulary())}
+    engines = {}
+    for name, make in makers.items():
+        for quantization in ENGINE_QUANTIZATIONS:
+            path = Path(folder) / f"{name}-{quantization}"
+            spec = make()
+            spec.validate()
+            spec.optimize(quantization=quantization)
+            path.mkdir(parents=True)
+            spec.save(str(path))
+            engines[f"{name} ct2 {quantization}"] = ctranslate2.Translator(
+                str(path), device=device.type, compute_type="default", intra_threads=threads)
+    for model in models.values():
+        model.to(device)
+    return engines
+
+
+def engine_generate(engine, source_tokens, new_tokens, beams):
+    """Exactly `new_tokens` per sentence, like `generate(min_new_tokens=max_new_tokens=...)`; returns the count."""
+    results = engine.translate_batch(source_tokens, beam_size=beams, min_decoding_length=new_tokens,
+                                     max_decoding_length=new_tokens)
+    return sum(len(result.hypotheses[0]) for result in results)
+
+
 def measure(dims_name, args, device, dtype):
     dims = DIMS[dims_name]
     autocast = autocast_for(device, dtype)
@@ -292,6 +351,17 @@ def measure(dims_name, args, device, dtype):
     gen_source, _ = batch(args.gen_batch_size, args.length, device, seed=1)
     results = {name: {"train": [], "greedy": [], "beam4": []} for name in models}
     work = {name: {} for name in models}
+    engines = {}
+    if not args.skip_ctranslate2:
+        import tempfile
+
+        engine_folder = tempfile.mkdtemp(prefix="speed-ct2-")
+        engines = build_engines(models, engine_folder, device, torch.get_num_threads())
+        tokens = synthetic_tokens()
+        engine_source = [[tokens[i] for i in row] for row in gen_source.tolist()]
+        engine_results = {name: {"greedy": [], "beam4": []} for name in engines}
+        for engine in engines.values():  # warm-up
+            engine_generate(engine, engine_source[:2], 2, 1)
 
     for name, model in models.items():  # warm-up: allocator, kernels, lazy init
         train_steps(name, model, optimizers[name], source, target, 1, device, autocast)
@@ -310,6 +380,12 @@ def measure(dims_name, args, device, dtype):
                 sync(device)
                 results[name][mode].append(generated / (time.perf_counter() - start))
                 work[name][f"{mode}_tokens"] = generated
+        for name, engine in engines.items():
+            for mode, beams in (("greedy", 1), ("beam4", 4)):
+                start = time.perf_counter()
+                generated = engine_generate(engine, engine_source, args.new_tokens, beams)
+                engine_results[name][mode].append(generated / (time.perf_counter() - start))
+                assert generated == work["marian"][f"{mode}_tokens"], f"{name}: {generated} tokens, not the same work"
 
     assert work["hf_vanilla"] == work["marian"], f"unequal work: {work['hf_vanilla']} vs {work['marian']}"
     peak = matmul_peak(device, dtype)
@@ -336,12 +412,25 @@ def measure(dims_name, args, device, dtype):
         table["hf_vanilla"]["floor_seconds"] = floor
         table["hf_vanilla"]["speedup_bound"] = {
             mode: tokens[mode] / table["marian"][f"{mode}_tokens_per_s"] / floor[mode] for mode in floor}
-    return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work}
+    engines_table = {name: {f"{mode}_tokens_per_s": statistics.median(values) for mode, values in modes.items()}
+                     for name, modes in (engine_results.items() if engines else [])}
+    return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work, "engines": engines_table}
 
 
 def ratio(table, key):
     ours, theirs = table["hf_vanilla"][key], table["marian"][key]
     return ours / theirs if ours and theirs else None
+
+
+def print_engines(dims_name, result):
+    """CTranslate2 rows: tokens/s, and ratios against HF Marian's generate and against Marian in the same engine."""
+    marian = result["models"]["marian"]
+    for name, row in result["engines"].items():
+        same_engine = result["engines"][name.replace("hf_vanilla", "marian")]
+        print(f"{dims_name:6} {name:24} " + "  ".join(
+            f"{mode} {row[f'{mode}_tokens_per_s']:6.0f} tok/s = {row[f'{mode}_tokens_per_s'] / marian[f'{mode}_tokens_per_s']:.2f}x "
+            f"HF Marian, {row[f'{mode}_tokens_per_s'] / same_engine[f'{mode}_tokens_per_s']:.2f}x Marian in CT2"
+            for mode in ("greedy", "beam4")))
 
 
 def main():
@@ -356,6 +445,7 @@ def main():
     parser.add_argument("--new_tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--skip_ctranslate2", action="store_true", help="no CTranslate2 rows")
     parser.add_argument("--json", default="benchmarks/speed.json")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -392,6 +482,7 @@ def main():
         if bound:
             print(f"{dims_name:6} {'bound':11} " + "  ".join(f"{mode} {value:.2f}x" for mode, value in bound.items())
                   + "  (Marian's time / hf_vanilla's matrix products + loss, optimiser and generate loop)")
+        print_engines(dims_name, result)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"\nwritten to {args.json}")
 
