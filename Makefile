@@ -9,7 +9,7 @@ OLDEST_EXTRAS := dev,benchmarks
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
               tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py
 
-.PHONY: demo test test-oldest test-all clean
+.PHONY: demo test test-oldest test-compile test-all clean
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python -m recipes.demo
@@ -21,8 +21,12 @@ test: $(VENV)/.installed $(OLDEST)/.installed
 test-oldest: $(OLDEST)/.installed $(VENV)/.installed
 	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
+# --torch_compile in every training recipe (compiling takes minutes on a CPU, so apart from the default suite)
+test-compile: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -m compile
+
 test-all: $(VENV)/.installed $(OLDEST)/.installed
-	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow"
+	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow or compile"
 
 # torch first and pinned: left to the resolver, `torch` alone would pull a multi-GB CUDA build.
 %/.installed: pyproject.toml

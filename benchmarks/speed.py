@@ -4,6 +4,7 @@
     python benchmarks/speed.py --dims small --repeats 5 --json results.json
     python benchmarks/speed.py --device cuda --dtype bfloat16
     python benchmarks/speed.py --skip_ctranslate2      # without the CTranslate2 rows
+    python benchmarks/speed.py --compile               # also torch.compile'd training, static-cache compiled generate
 
 Shared machines drift, so the three models are measured in one run, in alternation (A B C A B C ...), and the
 medians are compared: the ratios hf_vanilla / Marian are what to read, not the absolute numbers. Measured:
@@ -103,6 +104,17 @@ class TorchTransformer(nn.Module):
 
 
 BUILDERS = {"hf_vanilla": build_vanilla, "marian": build_marian, "torch": TorchTransformer}
+COMPILED = " compiled"  # suffix of the --compile rows: the same model, torch.compile'd
+
+
+def build_models(dims, args, device):
+    models = {name: build(dims, 0.1).to(device) for name, build in BUILDERS.items()}
+    if args.compile:
+        for name in ("hf_vanilla", "marian"):
+            models[name + COMPILED] = BUILDERS[name](dims, 0.1).to(device)
+            models[name + COMPILED].load_state_dict(models[name].state_dict())
+            models[name + COMPILED].compile()  # in place: training compiles the forward and backward
+    return models
 
 
 # ---- measurements -------------------------------------------------------------------------------------------------
@@ -144,6 +156,15 @@ def train_steps(name, model, optimizer, source, target, steps, device, autocast)
     return time.perf_counter() - start
 
 
+def compiled_generation():
+    """generate's own compilation: a static cache and a compiled decode step (CUDA graphs on a GPU), on any device."""
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=True)
+    config._compile_all_devices = True  # transformers compiles on accelerators only unless told
+    return {"cache_implementation": "static", "compile_config": config}
+
+
 def generate(name, model, source, new_tokens, beams, autocast):
     model.eval()
     with torch.no_grad(), autocast():
@@ -151,7 +172,8 @@ def generate(name, model, source, new_tokens, beams, autocast):
             out = model.greedy(source, new_tokens)
         else:
             out = model.generate(input_ids=source, attention_mask=torch.ones_like(source), max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens, num_beams=beams, do_sample=False, use_cache=True)
+                                 min_new_tokens=new_tokens, num_beams=beams, do_sample=False, use_cache=True,
+                                 **(compiled_generation() if name.endswith(COMPILED) else {}))
     return out[:, 1:].numel()  # generated tokens, the start token aside
 
 
@@ -345,7 +367,7 @@ def measure(dims_name, args, device, dtype):
     dims = DIMS[dims_name]
     autocast = autocast_for(device, dtype)
     torch.manual_seed(0)
-    models = {name: build(dims, 0.1).to(device) for name, build in BUILDERS.items()}
+    models = build_models(dims, args, device)
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
     source, target = batch(args.batch_size, args.length, device)
     gen_source, _ = batch(args.gen_batch_size, args.length, device, seed=1)
@@ -387,12 +409,16 @@ def measure(dims_name, args, device, dtype):
                 engine_results[name][mode].append(generated / (time.perf_counter() - start))
                 assert generated == work["marian"][f"{mode}_tokens"], f"{name}: {generated} tokens, not the same work"
 
-    assert work["hf_vanilla"] == work["marian"], f"unequal work: {work['hf_vanilla']} vs {work['marian']}"
+    for name in work:
+        if name != "torch":
+            assert work[name] == work["marian"], f"unequal work: {name} {work[name]} vs marian {work['marian']}"
     peak = matmul_peak(device, dtype)
     table = {}
     for name, model in models.items():
         step_seconds = args.train_steps * source.numel() * 2 / statistics.median(results[name]["train"])
-        flops = training_flops(name, model, source, target, autocast)  # one step's forward and backward
+        # one step's forward and backward; a compiled model does the same products as its eager twin
+        flops = training_flops(name.removesuffix(COMPILED), models[name.removesuffix(COMPILED)], source, target,
+                               autocast)
         table[name] = {
             "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "train_tokens_per_s": statistics.median(results[name]["train"]),
@@ -400,7 +426,7 @@ def measure(dims_name, args, device, dtype):
             "beam4_tokens_per_s": statistics.median(results[name]["beam4"]) if results[name]["beam4"] else None,
             "train_step_tflops": flops / 1e12,
             "train_flop_utilisation": flops / (step_seconds / args.train_steps) / peak,
-            "peak_train_memory_mib": None if args.skip_memory else peak_memory_probe(
+            "peak_train_memory_mib": None if args.skip_memory or name.endswith(COMPILED) else peak_memory_probe(
                 name, dims_name, args.batch_size, args.length, device, dtype),
             "samples": results[name],
         }
@@ -417,8 +443,8 @@ def measure(dims_name, args, device, dtype):
     return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work, "engines": engines_table}
 
 
-def ratio(table, key):
-    ours, theirs = table["hf_vanilla"][key], table["marian"][key]
+def ratio(table, key, ours="hf_vanilla", theirs="marian"):
+    ours, theirs = table[ours][key], table[theirs][key]
     return ours / theirs if ours and theirs else None
 
 
@@ -446,6 +472,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_memory", action="store_true")
     parser.add_argument("--skip_ctranslate2", action="store_true", help="no CTranslate2 rows")
+    parser.add_argument("--compile", action="store_true",
+                        help="also torch.compile'd training and static-cache compiled generation (hf_vanilla, Marian)")
     parser.add_argument("--json", default="benchmarks/speed.json")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -478,6 +506,14 @@ def main():
             f"{key.replace('_tokens_per_s', '').replace('peak_train_memory_mib', 'memory')} "
             f"{value:.2f}x" for key, value in result["ratios_vs_marian"].items() if value) +
             f"  (matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s)")
+        if "hf_vanilla" + COMPILED in table:
+            for theirs in ("marian", "marian" + COMPILED):
+                result[f"ratios_compiled_vs_{theirs.replace(' ', '_')}"] = found = {
+                    key: ratio(table, key, "hf_vanilla" + COMPILED, theirs)
+                    for key in ("train_tokens_per_s", "greedy_tokens_per_s", "beam4_tokens_per_s")}
+                print(f"{dims_name:6} {'compiled':11} " + "  ".join(
+                    f"{key.replace('_tokens_per_s', '')} {value:.2f}x" for key, value in found.items()) +
+                    f"  (hf_vanilla compiled / {theirs})")
         bound = table["hf_vanilla"].get("speedup_bound")
         if bound:
             print(f"{dims_name:6} {'bound':11} " + "  ".join(f"{mode} {value:.2f}x" for mode, value in bound.items())

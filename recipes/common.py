@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -216,6 +217,45 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
     def set_epoch(self, epoch):
         self.generator.manual_seed(self.seed + int(epoch))
+
+
+def token_budget_batches(lengths, max_tokens, seed):
+    """Index lists of similar-length examples whose padded size (count x longest) stays within `max_tokens`.
+
+    Examples are sorted by length (with random tie-breaking) and cut greedily; the batch order is shuffled.
+    """
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    batches, batch, longest = [], [], 0
+    for index in order:
+        longest_if_added = max(longest, lengths[index])
+        if batch and longest_if_added * (len(batch) + 1) > max_tokens:
+            batches.append(batch)
+            batch, longest_if_added = [], lengths[index]
+        batch.append(index)
+        longest = longest_if_added
+    if batch:
+        batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+class TokenBudgetBatchSampler(torch.utils.data.Sampler):
+    """The paper's batching: batches of about `max_tokens` padded tokens (source + target), cut anew for each epoch
+    from (seed, epoch) alone, so a run resumed mid-epoch sees the same batches as one left alone."""
+
+    def __init__(self, lengths, max_tokens, seed):
+        self.lengths, self.max_tokens, self.seed = list(lengths), max_tokens, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.batches = token_budget_batches(self.lengths, self.max_tokens, self.seed + int(epoch))
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
 
 
 class ReliableTrainerMixin:

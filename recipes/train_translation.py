@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 import transformers
 from transformers import (
     AutoModelForSeq2SeqLM,
@@ -42,6 +43,7 @@ from recipes.common import (
     NonFiniteLossError,
     ReliableTrainerMixin,
     SaveOnInterrupt,
+    TokenBudgetBatchSampler,
     check_output_dir,
     command_line,
     evaluate_translation,
@@ -98,10 +100,29 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     predict_with_generate: bool = field(default=True)
     generation_num_beams: int | None = field(default=1, metadata={"help": "Greedy BLEU during training (fast)."})
     report_to: str | None = field(default="none")
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "Batch by a budget of padded source + target tokens per device (the paper's "
+                                        "way) instead of --per_device_train_batch_size sentences."}
+    )
 
 
 class TranslationTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
-    """Seq2SeqTrainer with atomic checkpoints and a stop on a NaN loss."""
+    """Seq2SeqTrainer with atomic checkpoints, a stop on a NaN loss and, with `--max_tokens`, token-budget batches."""
+
+    def get_train_dataloader(self):
+        max_tokens = self.args.max_tokens
+        if not max_tokens:
+            return super().get_train_dataloader()
+        # padded size of an example: its longer side, counted twice (source and target batches pad separately)
+        lengths = [2 * max(len(s), len(t)) for s, t in zip(self.train_dataset["input_ids"],
+                                                             self.train_dataset["labels"])]
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        dataset = self.train_dataset.remove_columns([c for c in self.train_dataset.column_names
+                                                     if c not in ("input_ids", "attention_mask", "labels")])
+        loader = DataLoader(dataset, batch_sampler=TokenBudgetBatchSampler(lengths, max_tokens, seed),
+                            collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
+                            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
+        return self.accelerator.prepare(loader)
 
 
 def main(argv=None):
@@ -173,8 +194,9 @@ def main(argv=None):
     if not trainer.is_world_process_zero():
         return 0
 
-    training = (f"{trainer.state.global_step} steps of Seq2SeqTrainer, batch {training_args.per_device_train_batch_size}"
-                f" sentences grouped by length, Adam (0.9, 0.98, 1e-9), peak lr {training_args.learning_rate:.2e} "
+    batches = (f"batches of at most {training_args.max_tokens} padded tokens per device" if training_args.max_tokens
+               else f"batch {training_args.per_device_train_batch_size} sentences grouped by length")
+    training = (f"{trainer.state.global_step} steps of Seq2SeqTrainer, {batches}, Adam (0.9, 0.98, 1e-9), peak lr {training_args.learning_rate:.2e} "
                 f"after {training_args.warmup_steps} warm-up steps, inverse-square-root decay, label smoothing "
                 f"{training_args.label_smoothing_factor}.")
     finish(trainer.model, tokenizer, raw, data_args, model_args, args, training_args.output_dir,

@@ -13,7 +13,6 @@ Accelerate's own config (`accelerate config`); this file has no distributed code
 
 import json
 import logging
-import random
 import shutil
 import signal
 import sys
@@ -37,6 +36,7 @@ from recipes.common import (
     command_line,
     get_tokenizer,
     non_finite_loss_error,
+    TokenBudgetBatchSampler,
     paper_generation_settings,
     parse_arguments,
     translation_features,
@@ -63,29 +63,9 @@ class LoopArguments:
         default=None, metadata={"help": "no, bf16 or fp16; default bf16 where the GPU supports it, else fp32."}
     )
     seed: int = field(default=42)
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model's forward (torch.compile)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint-<step> folder."})
     per_device_eval_batch_size: int = field(default=64)
-
-
-def token_budget_batches(lengths, max_tokens, seed):
-    """Index lists of similar-length examples whose padded size (count x longest) stays within `max_tokens`.
-
-    Examples are sorted by length (with random tie-breaking) and cut greedily; the batch order is shuffled.
-    """
-    rng = random.Random(seed)
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
-    batches, batch, longest = [], [], 0
-    for index in order:
-        longest_if_added = max(longest, lengths[index])
-        if batch and longest_if_added * (len(batch) + 1) > max_tokens:
-            batches.append(batch)
-            batch, longest_if_added = [], lengths[index]
-        batch.append(index)
-        longest = longest_if_added
-    if batch:
-        batches.append(batch)
-    rng.shuffle(batches)
-    return batches
 
 
 def main(argv=None):
@@ -136,9 +116,13 @@ def main(argv=None):
     train = train.remove_columns("length")
     # its own generator: starting an epoch then draws no number from the global RNG that dropout uses, so a run
     # resumed mid-epoch continues the same random stream as one left alone
-    loader = DataLoader(train, batch_sampler=token_budget_batches(lengths, loop.max_tokens, loop.seed),
+    loader = DataLoader(train, batch_sampler=TokenBudgetBatchSampler(lengths, loop.max_tokens, loop.seed),
                         collate_fn=collate, generator=torch.Generator().manual_seed(loop.seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), eps=1e-9)
+    if loop.torch_compile:
+        model.compile()  # in place: parameter names, saving and unwrapping stay as they are
+    # fused: one kernel for the whole update, on GPUs (on CPU the default multi-tensor Adam is as fast)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), eps=1e-9,
+                                 fused=accelerator.device.type == "cuda")
     scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop.warmup_steps)
     # prepared, the scheduler is saved by save_state with the optimiser (a tensor file: no pickle to load back)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)

@@ -31,6 +31,7 @@ RECIPES = {
     # module, extra flags, checkpoint weights file
     "trainer": ("recipes.train_translation", ["--eval_strategy", "no"]),
     "accelerate": ("recipes.train_translation_accelerate", ["--max_tokens", "600"]),
+    "trainer-token-budget": ("recipes.train_translation", ["--eval_strategy", "no", "--max_tokens", "600"]),
 }
 QUICK = ["--max_eval_samples", "4", "--max_predict_samples", "4", "--average_last_n", "1"]
 

@@ -1,0 +1,99 @@
+"""Does the CTranslate2 export decode what the model decodes? Token equality and BLEU on a real test split.
+
+    python benchmarks/engine_quality.py --model outputs/demo                 # libreoffice-help en-fr test split
+    python benchmarks/engine_quality.py --model outputs/demo --max_samples 500 --json benchmarks/engine_quality.json
+
+For a trained translation model folder: exports it to CTranslate2 in float32 and int8 (`export_ctranslate2`, what
+`recipes.export` runs), translates every test source with the model's `generate` and with both engines, greedy and
+beam 4 (length penalty 0.6), in the same batches and with the same "input length + 50" limit, and reports the share
+of sentences whose token sequences are identical, and test BLEU / chrF of each.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hf_vanilla  # noqa: E402,F401
+from hf_vanilla.corpora import load_corpus  # noqa: E402
+from hf_vanilla.export_ctranslate2 import CTranslate2Translator, export_ctranslate2  # noqa: E402
+from hf_vanilla.metrics import translation_scores  # noqa: E402
+
+
+@torch.no_grad()
+def generate_ids(model, tokenizer, batches, num_beams):
+    limit = model.config.max_position_embeddings - 1
+    special = {model.config.pad_token_id, model.config.eos_token_id}
+    outputs = []
+    for batch in batches:
+        padded = tokenizer.pad({"input_ids": batch}, return_tensors="pt")
+        generated = model.generate(**padded, num_beams=num_beams, length_penalty=0.6, early_stopping=True,
+                                   max_length=min(padded["input_ids"].shape[1] + 50, limit) + 1)
+        outputs += [[t for t in row[1:] if t not in special] for row in generated.tolist()]
+    return outputs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a trained translation model folder")
+    parser.add_argument("--corpus", default="libreoffice-help")
+    parser.add_argument("--pair", default="en-fr")
+    parser.add_argument("--max_samples", type=int, default=None, help="first N test sentences (default: all)")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    test = load_corpus(args.corpus, args.pair)["test"]
+    if args.max_samples:
+        test = test.select(range(min(args.max_samples, len(test))))
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    limit = model.config.max_position_embeddings - 1
+    sources, references = list(test["source"]), list(test["target"])
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # batches of similar length, as translate
+    ids = tokenizer([sources[i] for i in order], truncation=True, max_length=limit)["input_ids"]
+    batches = [ids[start : start + args.batch_size] for start in range(0, len(ids), args.batch_size)]
+
+    folder = Path(tempfile.mkdtemp(prefix="engine-quality-"))
+    engines = {}
+    for quantization in ("float32", "int8"):
+        export_ctranslate2(args.model, folder / quantization, quantization=quantization)
+        engines[f"ctranslate2 {quantization}"] = CTranslate2Translator(folder / quantization)
+
+    def scores(token_lists):
+        texts = [None] * len(order)
+        for position, tokens in zip(order, tokenizer.batch_decode(token_lists, skip_special_tokens=True)):
+            texts[position] = tokens.strip()
+        found = translation_scores(texts, references)
+        return {"bleu": found["bleu"], "chrf": found["chrf"]}
+
+    report = {"model": args.model, "corpus": f"{args.corpus} {args.pair} test", "sentences": len(sources),
+              "decoding": {}}
+    for name, beams in (("greedy", 1), ("beam4", 4)):
+        start = time.perf_counter()
+        reference_ids = generate_ids(model, tokenizer, batches, beams)
+        rows = {"transformers generate": {**scores(reference_ids), "seconds": time.perf_counter() - start}}
+        for engine_name, engine in engines.items():
+            start = time.perf_counter()
+            engine_ids = [out for batch in batches for out in engine.translate_tokens(batch, beams, 0.6)]
+            seconds = time.perf_counter() - start
+            same = sum(a == b for a, b in zip(reference_ids, engine_ids)) / len(reference_ids)
+            rows[engine_name] = {**scores(engine_ids), "seconds": seconds, "identical_tokens_share": same}
+        report["decoding"][name] = rows
+        for engine_name, row in rows.items():
+            print(f"{name:6} {engine_name:22} BLEU {row['bleu']:6.2f} chrF {row['chrf']:6.2f} "
+                  f"{row['seconds']:7.1f} s" + (f"  identical to generate: {row['identical_tokens_share']:.2%}"
+                                                  if "identical_tokens_share" in row else ""), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
