@@ -330,17 +330,22 @@ def synthetic_tokens():
     return ["<pad>", "<s>", "</s>", "<unk>"] + [f"t{i}" for i in range(4, VOCAB)]
 
 
-def build_engines(models, folder, device, threads):
-    """CTranslate2 translators for hf_vanilla (our exporter) and Marian (CTranslate2's converter), per quantization."""
-    import ctranslate2
+# thread layouts tried: one worker with every thread on each matrix product, or one worker per core with the batch
+# split between them (CTranslate2's inter_threads; the products of a 16-sentence batch are too small to share well)
+ENGINE_LAYOUTS = {"1x2": {"inter_threads": 1, "intra_threads": 2, "max_batch_size": 0},
+                  "2x1": {"inter_threads": 2, "intra_threads": 1, "max_batch_size": 8}}
+
+
+def export_engines(models, folder):
+    """CTranslate2 folders for hf_vanilla (our exporter) and Marian (CTranslate2's converter), per quantization."""
     from ctranslate2.converters.transformers import MarianMTLoader
 
     from hf_vanilla.export_ctranslate2 import ctranslate2_spec
 
     special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "decoder_start_token": "<s>"}
-    makers = {"hf_vanilla": lambda: ctranslate2_spec(models["hf_vanilla"].cpu().float(), synthetic_tokens(), special),
-              "marian": lambda: MarianMTLoader()(models["marian"].cpu().float(), _SyntheticVocabulary())}
-    engines = {}
+    makers = {"hf_vanilla": lambda: ctranslate2_spec(models["hf_vanilla"], synthetic_tokens(), special),
+              "marian": lambda: MarianMTLoader()(models["marian"], _SyntheticVocabulary())}
+    folders = {}
     for name, make in makers.items():
         for quantization in ENGINE_QUANTIZATIONS:
             path = Path(folder) / f"{name}-{quantization}"
@@ -349,18 +354,48 @@ def build_engines(models, folder, device, threads):
             spec.optimize(quantization=quantization)
             path.mkdir(parents=True)
             spec.save(str(path))
-            engines[f"{name} ct2 {quantization}"] = ctranslate2.Translator(
-                str(path), device=device.type, compute_type="default", intra_threads=threads)
-    for model in models.values():
-        model.to(device)
-    return engines
+            folders[f"{name} ct2 {quantization}"] = path
+    return folders
 
 
-def engine_generate(engine, source_tokens, new_tokens, beams):
+def engine_generate(engine, source_tokens, new_tokens, beams, max_batch_size=0):
     """Exactly `new_tokens` per sentence, like `generate(min_new_tokens=max_new_tokens=...)`; returns the count."""
     results = engine.translate_batch(source_tokens, beam_size=beams, min_decoding_length=new_tokens,
-                                     max_decoding_length=new_tokens)
+                                     max_decoding_length=new_tokens, max_batch_size=max_batch_size)
     return sum(len(result.hypotheses[0]) for result in results)
+
+
+def measure_engine(folder, layout, gen_source, new_tokens, device):
+    """One round of one engine in a fresh process: translators' thread pools (and torch's) in one process slow each
+    other down (a float32 engine ran 30% slower beside the others than alone), so each runs alone."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--engine_probe", str(folder), "--engine_layout", layout,
+               "--device", device.type, "--new_tokens", str(new_tokens)]
+    result = subprocess.run(command, input=json.dumps(gen_source.tolist()), capture_output=True, text=True,
+                            timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def engine_probe(args):
+    """The body of an engine round: load, then for greedy and beam 4 a warm-up call and the median of three."""
+    import ctranslate2
+
+    layout = dict(ENGINE_LAYOUTS[args.engine_layout])
+    max_batch_size = layout.pop("max_batch_size")
+    engine = ctranslate2.Translator(args.engine_probe, device=args.device, **layout)
+    tokens = synthetic_tokens()
+    source = [[tokens[i] for i in row] for row in json.loads(sys.stdin.read())]
+    found = {}
+    for mode, beams in (("greedy", 1), ("beam4", 4)):
+        engine_generate(engine, source, args.new_tokens, beams, max_batch_size)  # warm-up: allocations, caches
+        seconds = []
+        for _ in range(3):  # the engine's own median: a round in a fresh process is otherwise noisy
+            start = time.perf_counter()
+            generated = engine_generate(engine, source, args.new_tokens, beams, max_batch_size)
+            seconds.append(time.perf_counter() - start)
+        found[mode] = {"tokens": generated, "seconds": statistics.median(seconds)}
+    print(json.dumps(found))
 
 
 def measure(dims_name, args, device, dtype):
@@ -368,22 +403,20 @@ def measure(dims_name, args, device, dtype):
     autocast = autocast_for(device, dtype)
     torch.manual_seed(0)
     models = build_models(dims, args, device)
+    engines = {}
+    if not args.skip_ctranslate2:  # exported from the very weights measured below
+        import tempfile
+
+        folders = export_engines({name: models[name].cpu() for name in ("hf_vanilla", "marian")},
+                                 tempfile.mkdtemp(prefix="speed-ct2-"))
+        models = {name: model.to(device) for name, model in models.items()}
+        engines = {f"{name} {layout}": (folder, layout) for name, folder in folders.items() for layout in ENGINE_LAYOUTS}
+        engine_results = {name: {"greedy": [], "beam4": []} for name in engines}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
     source, target = batch(args.batch_size, args.length, device)
     gen_source, _ = batch(args.gen_batch_size, args.length, device, seed=1)
     results = {name: {"train": [], "greedy": [], "beam4": []} for name in models}
     work = {name: {} for name in models}
-    engines = {}
-    if not args.skip_ctranslate2:
-        import tempfile
-
-        engine_folder = tempfile.mkdtemp(prefix="speed-ct2-")
-        engines = build_engines(models, engine_folder, device, torch.get_num_threads())
-        tokens = synthetic_tokens()
-        engine_source = [[tokens[i] for i in row] for row in gen_source.tolist()]
-        engine_results = {name: {"greedy": [], "beam4": []} for name in engines}
-        for engine in engines.values():  # warm-up
-            engine_generate(engine, engine_source[:2], 2, 1)
 
     for name, model in models.items():  # warm-up: allocator, kernels, lazy init
         train_steps(name, model, optimizers[name], source, target, 1, device, autocast)
@@ -402,12 +435,10 @@ def measure(dims_name, args, device, dtype):
                 sync(device)
                 results[name][mode].append(generated / (time.perf_counter() - start))
                 work[name][f"{mode}_tokens"] = generated
-        for name, engine in engines.items():
-            for mode, beams in (("greedy", 1), ("beam4", 4)):
-                start = time.perf_counter()
-                generated = engine_generate(engine, engine_source, args.new_tokens, beams)
-                engine_results[name][mode].append(generated / (time.perf_counter() - start))
-                assert generated == work["marian"][f"{mode}_tokens"], f"{name}: {generated} tokens, not the same work"
+        for name, (folder, layout) in engines.items():
+            for mode, found in measure_engine(folder, layout, gen_source, args.new_tokens, device).items():
+                engine_results[name][mode].append(found["tokens"] / found["seconds"])
+                assert found["tokens"] == work["marian"][f"{mode}_tokens"], f"{name}: not the same work"
 
     for name in work:
         if name != "torch":
@@ -452,8 +483,8 @@ def print_engines(dims_name, result):
     """CTranslate2 rows: tokens/s, and ratios against HF Marian's generate and against Marian in the same engine."""
     marian = result["models"]["marian"]
     for name, row in result["engines"].items():
-        same_engine = result["engines"][name.replace("hf_vanilla", "marian")]
-        print(f"{dims_name:6} {name:24} " + "  ".join(
+        same_engine = result["engines"][name.replace("hf_vanilla", "marian")]  # same quantization and layout
+        print(f"{dims_name:6} {name:28} " + "  ".join(
             f"{mode} {row[f'{mode}_tokens_per_s']:6.0f} tok/s = {row[f'{mode}_tokens_per_s'] / marian[f'{mode}_tokens_per_s']:.2f}x "
             f"HF Marian, {row[f'{mode}_tokens_per_s'] / same_engine[f'{mode}_tokens_per_s']:.2f}x Marian in CT2"
             for mode in ("greedy", "beam4")))
@@ -476,9 +507,13 @@ def main():
                         help="also torch.compile'd training and static-cache compiled generation (hf_vanilla, Marian)")
     parser.add_argument("--json", default="benchmarks/speed.json")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--engine_probe", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--engine_layout", default="1x2", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         return probe(args)
+    if args.engine_probe:
+        return engine_probe(args)
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch " \

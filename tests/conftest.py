@@ -99,14 +99,18 @@ def toy_translation_pairs(count, seed=0):
     return pairs
 
 
-@pytest.fixture
-def translation_csv(tmp_path):
+def write_translation_csv(path, count=400):
+    """The toy pairs as a csv file with `en` and `fr` columns."""
     import csv
 
-    path = tmp_path / "pairs.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["en", "fr"])
         writer.writeheader()
-        for pair in toy_translation_pairs(400):
+        for pair in toy_translation_pairs(count):
             writer.writerow({"en": pair["source"], "fr": pair["target"]})
     return path
+
+
+@pytest.fixture
+def translation_csv(tmp_path):
+    return write_translation_csv(tmp_path / "pairs.csv")

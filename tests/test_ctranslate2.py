@@ -1,11 +1,10 @@
 """Export to CTranslate2: the engine computes what the model computes, and decodes the same tokens."""
 
-import csv
 import json
 
 import pytest
 import torch
-from conftest import scrambled, tiny_config, toy_translation_pairs
+from conftest import scrambled, tiny_config, toy_translation_pairs, write_translation_csv
 from test_recipes import TRANSLATION_FLAGS, run_module
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -19,12 +18,7 @@ from hf_vanilla.export_ctranslate2 import CTranslate2Translator, ctranslate2_spe
 def trained(tmp_path_factory):
     """Two small translation models trained by the recipe on the toy pairs: pre-LN and the paper's post-LN."""
     folder = tmp_path_factory.mktemp("ct2")
-    data = folder / "pairs.csv"
-    with open(data, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["en", "fr"])
-        writer.writeheader()
-        for pair in toy_translation_pairs(400):
-            writer.writerow({"en": pair["source"], "fr": pair["target"]})
+    data = write_translation_csv(folder / "pairs.csv")
     models = {}
     for name, norm_first in (("pre-LN", True), ("post-LN", False)):
         out = folder / name
