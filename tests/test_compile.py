@@ -25,15 +25,21 @@ def losses_accelerate(out):
     return [entry["loss"] for entry in state["log_history"]]
 
 
+def inductor_cache(out):
+    """Where a run's compiler writes the code it generates: it exists only if the model was compiled."""
+    return out.parent / f"{out.name}-inductor"
+
+
 def translation(module, data, out, *extra):
     return run_module(module, "--train_file", data, "--output_dir", out, *TRANSLATION_FLAGS, *QUICK, *STEPS,
-                      "--save_steps", 4, *extra, timeout=900)
+                      "--save_steps", 4, *extra, timeout=900, env={"TORCHINDUCTOR_CACHE_DIR": str(inductor_cache(out))})
 
 
 def classification(data, out, *extra):
     return run_module("recipes.train_classification", "--train_file", data, "--text_column", "review",
                       "--label_column", "stars", "--preset", "tiny", "--vocab_size", 300, "--output_dir", out,
-                      *STEPS, "--save_steps", 4, "--learning_rate", "2e-3", "--warmup_steps", 2, *extra, timeout=900)
+                      *STEPS, "--save_steps", 4, "--learning_rate", "2e-3", "--warmup_steps", 2, *extra, timeout=900,
+                      env={"TORCHINDUCTOR_CACHE_DIR": str(inductor_cache(out))})
 
 
 @pytest.mark.parametrize("recipe", ["trainer", "accelerate", "classification"])
@@ -52,6 +58,8 @@ def test_compiled_training_follows_the_eager_loss_curve(recipe, tmp_path, transl
         read = losses_accelerate if recipe == "accelerate" else losses_trainer
     for mode, result in runs.items():
         assert result.returncode == 0, f"{mode}: {result.stderr[-3000:]}"
+    assert any(inductor_cache(tmp_path / "compiled").rglob("*.py")), "the --torch_compile run compiled nothing"
+    assert not any(inductor_cache(tmp_path / "eager").rglob("*.py"))
     eager, compiled = read(tmp_path / "eager"), read(tmp_path / "compiled")
     assert len(eager) == len(compiled) == 4
     assert compiled == pytest.approx(eager, rel=2e-3), (eager, compiled)
