@@ -150,6 +150,8 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of CTranslate2's: {', '.join(QUANTIZATIONS)}.")
     output_dir = Path(output_dir)
+    if output_dir.resolve() == Path(model_dir).resolve():
+        raise ValueError(f"the output folder {output_dir} is the model folder itself: export next to it instead.")
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} exists and is not empty")
     check_model_folder(model_dir, model_type=None)
