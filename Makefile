@@ -7,7 +7,8 @@ EXTRAS := dev,benchmarks,export,serve
 OLDEST_EXTRAS := dev,benchmarks
 # the core model tests, run again against the oldest supported transformers
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
-              tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py
+              tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py \
+              tests/test_graph.py
 
 .PHONY: demo test test-oldest test-compile test-all clean
 
