@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .configuration_vanilla_transformer import VanillaTransformerConfig
 from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration, check_model_folder
 
 # transformers' activation names -> CTranslate2's (its exact erf GELU, the tanh approximation, SiLU)
@@ -92,8 +93,6 @@ def unsupported_settings(config):
     if config.activation_function not in _ACTIVATIONS:
         problems.append(f"activation_function={config.activation_function!r} (CTranslate2 has "
                         f"{', '.join(sorted(_ACTIVATIONS))})")
-    if config.d_model % config.num_attention_heads:
-        problems.append(f"d_model={config.d_model} is not divisible by num_attention_heads")
     return problems
 
 
@@ -144,7 +143,7 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
 
     The folder is built beside `output_dir` and moved into place when complete, so an interrupted export leaves
     nothing half-written; an existing non-empty `output_dir` is refused unless `overwrite`."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     _ctranslate2()
     if quantization is not None and quantization not in QUANTIZATIONS:
@@ -156,21 +155,20 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
         raise FileExistsError(f"{output_dir} exists and is not empty")
     check_model_folder(model_dir, model_type=None)
     with open(Path(model_dir) / "config.json", encoding="utf-8") as handle:
-        architectures = json.load(handle).get("architectures") or []
-    if architectures and "VanillaTransformerForConditionalGeneration" not in architectures:
-        raise ValueError(f"{model_dir} holds a {', '.join(architectures)}; CTranslate2 export is for translation "
-                         f"models (VanillaTransformerForConditionalGeneration).")
-    missing = [name for name in TOKENIZER_FILES[:1] if not (Path(model_dir) / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{model_dir} has no {missing[0]}: the exported folder needs the model's tokenizer.")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code).eval()
-    if not isinstance(model, VanillaTransformerForConditionalGeneration) and type(model).__name__ != (
-            "VanillaTransformerForConditionalGeneration"):
-        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a hf_vanilla translation model.")
-    problems = unsupported_settings(model.config)
+        config = json.load(handle)
+    architectures = config.get("architectures") or []
+    if config.get("model_type") != "vanilla_transformer" or (
+            architectures and "VanillaTransformerForConditionalGeneration" not in architectures):
+        raise ValueError(f"{model_dir} holds a {', '.join(architectures) or config.get('model_type')}; CTranslate2 "
+                         f"export is for hf_vanilla translation models (VanillaTransformerForConditionalGeneration).")
+    problems = unsupported_settings(VanillaTransformerConfig.from_pretrained(model_dir))
     if problems:
         raise ValueError(f"{model_dir}: CTranslate2 cannot represent this model: " + "; ".join(problems) + ".")
+    if not (Path(model_dir) / TOKENIZER_FILES[0]).is_file():
+        raise FileNotFoundError(f"{model_dir} has no {TOKENIZER_FILES[0]}: the exported folder needs the model's "
+                                f"tokenizer.")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code).eval()
     names = tokenizer.convert_ids_to_tokens
     special = {"bos_token": names(model.config.bos_token_id), "eos_token": names(model.config.eos_token_id),
                "unk_token": tokenizer.unk_token, "decoder_start_token": names(model.config.decoder_start_token_id)}
@@ -178,7 +176,7 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     for name in TOKENIZER_FILES:
         if (Path(model_dir) / name).is_file():
             spec.register_file(str(Path(model_dir) / name))
-    generation = decoding_settings(model_dir, GenerationConfig)
+    generation = decoding_settings(model_dir)
     spec.validate()
     spec.optimize(quantization=quantization)
 
@@ -197,7 +195,7 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     return output_dir
 
 
-def decoding_settings(folder, generation_config_class=None):
+def decoding_settings(folder):
     """Beam size and length penalty from a folder's generation config, the paper's (4, 0.6) where it says nothing."""
     settings = {"num_beams": DEFAULT_NUM_BEAMS, "length_penalty": DEFAULT_LENGTH_PENALTY}
     path = Path(folder) / GENERATION_FILE

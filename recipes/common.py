@@ -109,10 +109,15 @@ def checked_tokenizer(model, input_path=None):
     except (FileNotFoundError, ValueError) as error:
         print(f"error: --model: {error}", file=sys.stderr)
         sys.exit(2)
+    check_input(input_path)
+    return tokenizer
+
+
+def check_input(input_path):
+    """--input of the command-line tools: a text file when given (stdin otherwise); exits with status 2 if missing."""
     if input_path and not Path(input_path).is_file():
         print(f"error: --input {input_path} does not exist; give a text file with one text a line", file=sys.stderr)
         sys.exit(2)
-    return tokenizer
 
 
 def translation_features(tokenizer, max_source_length, max_target_length):

@@ -8,14 +8,13 @@
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
 from hf_vanilla.plots import plot_attention
-from recipes.common import checked_tokenizer, parse_arguments, translate
+from recipes.common import check_input, checked_tokenizer, parse_arguments, translate
 
 
 @dataclass
@@ -56,9 +55,7 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
 def ctranslate2_translator(args):
     from hf_vanilla.export_ctranslate2 import CTranslate2Translator
 
-    if args.input and not Path(args.input).is_file():
-        print(f"error: --input {args.input} does not exist; give a text file with one text a line", file=sys.stderr)
-        sys.exit(2)
+    check_input(args.input)
     try:
         return CTranslate2Translator(args.model)
     except (FileNotFoundError, ImportError) as error:
