@@ -15,7 +15,8 @@ allocator's peak on GPU), the machine's matmul peak, and each model's training F
 
 With ctranslate2 installed (the `[serve]` extra), the same two models also run in CTranslate2, float32 and int8:
 hf_vanilla exported with `ctranslate2_spec` (what `recipes.export` writes), Marian converted by CTranslate2's own
-Transformers converter; same source batch, same number of new tokens, measured in the same alternation.
+Transformers converter; same source batch, same number of new tokens, in the same rounds, each engine in a fresh
+process of its own (thread pools in one process slow each other down).
 """
 
 import argparse
@@ -403,14 +404,15 @@ def measure(dims_name, args, device, dtype):
     autocast = autocast_for(device, dtype)
     torch.manual_seed(0)
     models = build_models(dims, args, device)
-    engines = {}
+    engines, engine_results = {}, {}
     if not args.skip_ctranslate2:  # exported from the very weights measured below
         import tempfile
 
         folders = export_engines({name: models[name].cpu() for name in ("hf_vanilla", "marian")},
                                  tempfile.mkdtemp(prefix="speed-ct2-"))
         models = {name: model.to(device) for name, model in models.items()}
-        engines = {f"{name} {layout}": (folder, layout) for name, folder in folders.items() for layout in ENGINE_LAYOUTS}
+        engines = {f"{name} {layout}": (folder, layout)
+                   for name, folder in folders.items() for layout in ENGINE_LAYOUTS}
         engine_results = {name: {"greedy": [], "beam4": []} for name in engines}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in models.items()}
     source, target = batch(args.batch_size, args.length, device)
@@ -473,7 +475,7 @@ def measure(dims_name, args, device, dtype):
         table["hf_vanilla"]["speedup_bound"] = {
             mode: tokens[mode] / table["marian"][f"{mode}_tokens_per_s"] / floor[mode] for mode in floor}
     engines_table = {name: {f"{mode}_tokens_per_s": statistics.median(values) for mode, values in modes.items()}
-                     for name, modes in (engine_results.items() if engines else [])}
+                     for name, modes in engine_results.items()}
     return {"dims": dims, "matmul_peak_gflops": peak / 1e9, "models": table, "work": work, "engines": engines_table}
 
 
@@ -487,10 +489,10 @@ def print_engines(dims_name, result):
     marian = result["models"]["marian"]
     for name, row in result["engines"].items():
         same_engine = result["engines"][name.replace("hf_vanilla", "marian")]  # same quantization and layout
+        speeds = {mode: row[f"{mode}_tokens_per_s"] for mode in ("greedy", "beam4")}
         print(f"{dims_name:6} {name:28} " + "  ".join(
-            f"{mode} {row[f'{mode}_tokens_per_s']:6.0f} tok/s = {row[f'{mode}_tokens_per_s'] / marian[f'{mode}_tokens_per_s']:.2f}x "
-            f"HF Marian, {row[f'{mode}_tokens_per_s'] / same_engine[f'{mode}_tokens_per_s']:.2f}x Marian in CT2"
-            for mode in ("greedy", "beam4")))
+            f"{mode} {speed:6.0f} tok/s = {speed / marian[f'{mode}_tokens_per_s']:.2f}x HF Marian, "
+            f"{speed / same_engine[f'{mode}_tokens_per_s']:.2f}x Marian in CT2" for mode, speed in speeds.items()))
 
 
 def main():

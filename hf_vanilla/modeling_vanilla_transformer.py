@@ -573,20 +573,21 @@ class _VanillaTransformerStack(VanillaTransformerPreTrainedModel):
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm_first else None
         self.post_init()
 
-    def _embed(self, input_ids, inputs_embeds, positions, name):
-        """Scaled token embedding plus the sinusoidal encoding of each position (`positions`: (L,)), then dropout."""
+    def _embed(self, input_ids, inputs_embeds, past_length, name):
+        """Scaled token embedding plus the sinusoidal encoding of each position, then dropout; and the positions (L,).
+
+        The length check needs a Python int: a static cache's count is a tensor, never read here."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError(f"Give exactly one of {name} and its inputs_embeds.")
         if inputs_embeds is None:
             _check_input_ids(input_ids, self.config, name)
             inputs_embeds = self.embed_tokens(input_ids)  # already scaled by sqrt(d_model)
-        return self.dropout(inputs_embeds + self.position_encoding[positions].to(inputs_embeds.dtype))  # (B, L, d)
-
-    def _positions(self, length, past_length, device, name):
-        """(L,) positions of this call's tokens; the length check needs a Python int (not a static cache's count)."""
+        length = inputs_embeds.shape[1]
         if isinstance(past_length, int):
             _check_length(past_length + length, self.config, name)
-        return torch.arange(length, device=device) + past_length
+        positions = torch.arange(length, device=inputs_embeds.device) + past_length  # (L,)
+        hidden_states = inputs_embeds + self.position_encoding[positions].to(inputs_embeds.dtype)
+        return self.dropout(hidden_states), positions  # (B, L, d), (L,)
 
     def _final_norm(self, hidden_states, all_hidden_states):
         """The pre-LN stack's last LayerNorm; the last of the returned hidden states is the normalised one."""
@@ -622,9 +623,7 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
         **kwargs,
     ):
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
-        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        positions = self._positions(length, 0, self.position_encoding.device, "input_ids")
-        hidden_states = self._embed(input_ids, inputs_embeds, positions, "input_ids")
+        hidden_states, _ = self._embed(input_ids, inputs_embeds, 0, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -673,10 +672,8 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
             raise ValueError(f"cache must be an EncoderDecoderCache, got {type(cache).__name__}.")
         past_length = _past_length(cache, kwargs.get("cache_position"))
-        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        positions = self._positions(length, past_length, self.position_encoding.device, "decoder_input_ids")
-        hidden_states = self._embed(input_ids, inputs_embeds, positions, "decoder_input_ids")
-        batch_size = hidden_states.shape[0]
+        hidden_states, positions = self._embed(input_ids, inputs_embeds, past_length, "decoder_input_ids")
+        batch_size, length = hidden_states.shape[:2]
         if encoder_hidden_states.shape[0] != batch_size:
             raise ValueError(
                 f"decoder_input_ids holds {batch_size} sequences but the source batch {encoder_hidden_states.shape[0]}:"

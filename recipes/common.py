@@ -245,6 +245,12 @@ def token_budget_batches(lengths, max_tokens, seed):
     return batches
 
 
+def padded_sizes(dataset):
+    """Padded size of each translation example: its longer side, counted twice (source and target batches pad
+    separately). What a token budget is counted in."""
+    return [2 * max(len(s), len(t)) for s, t in zip(dataset["input_ids"], dataset["labels"])]
+
+
 class TokenBudgetBatchSampler(torch.utils.data.Sampler):
     """The paper's batching: batches of about `max_tokens` padded tokens (source + target), cut anew for each epoch
     from (seed, epoch) alone, so a run resumed mid-epoch sees the same batches as one left alone."""

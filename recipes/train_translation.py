@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 import transformers
+from torch.utils.data import DataLoader
 from transformers import (
     AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
@@ -49,6 +49,7 @@ from recipes.common import (
     evaluate_translation,
     get_tokenizer,
     markdown_table,
+    padded_sizes,
     paper_generation_settings,
     parse_arguments,
     translation_features,
@@ -113,9 +114,7 @@ class TranslationTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
         max_tokens = self.args.max_tokens
         if not max_tokens:
             return super().get_train_dataloader()
-        # padded size of an example: its longer side, counted twice (source and target batches pad separately)
-        lengths = [2 * max(len(s), len(t)) for s, t in zip(self.train_dataset["input_ids"],
-                                                             self.train_dataset["labels"])]
+        lengths = padded_sizes(self.train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         dataset = self.train_dataset.remove_columns([c for c in self.train_dataset.column_names
                                                      if c not in ("input_ids", "attention_mask", "labels")])
@@ -196,9 +195,9 @@ def main(argv=None):
 
     batches = (f"batches of at most {training_args.max_tokens} padded tokens per device" if training_args.max_tokens
                else f"batch {training_args.per_device_train_batch_size} sentences grouped by length")
-    training = (f"{trainer.state.global_step} steps of Seq2SeqTrainer, {batches}, Adam (0.9, 0.98, 1e-9), peak lr {training_args.learning_rate:.2e} "
-                f"after {training_args.warmup_steps} warm-up steps, inverse-square-root decay, label smoothing "
-                f"{training_args.label_smoothing_factor}.")
+    training = (f"{trainer.state.global_step} steps of Seq2SeqTrainer, {batches}, Adam (0.9, 0.98, 1e-9), peak lr "
+                f"{training_args.learning_rate:.2e} after {training_args.warmup_steps} warm-up steps, "
+                f"inverse-square-root decay, label smoothing {training_args.label_smoothing_factor}.")
     finish(trainer.model, tokenizer, raw, data_args, model_args, args, training_args.output_dir,
            trainer.state.log_history, trainer.state.global_step, training_args.per_device_eval_batch_size, training)
     return 0

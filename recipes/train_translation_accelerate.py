@@ -32,11 +32,12 @@ from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.checkpoints import list_checkpoints
 from recipes.common import (
     ModelArguments,
+    TokenBudgetBatchSampler,
     check_output_dir,
     command_line,
     get_tokenizer,
     non_finite_loss_error,
-    TokenBudgetBatchSampler,
+    padded_sizes,
     paper_generation_settings,
     parse_arguments,
     translation_features,
@@ -110,8 +111,7 @@ def main(argv=None):
     learning_rate = loop.learning_rate or model.config.d_model**-0.5 * 4000**-0.5
     paper_generation_settings(model, args.num_beams, args.length_penalty, max(len(ids) for ids in train["input_ids"]))
 
-    # padded size of an example: its longer side, counted twice (source and target batches pad separately)
-    lengths = [2 * max(len(s), len(t)) for s, t in zip(train["input_ids"], train["labels"])]
+    lengths = padded_sizes(train)
     collate = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
     train = train.remove_columns("length")
     # its own generator: starting an epoch then draws no number from the global RNG that dropout uses, so a run

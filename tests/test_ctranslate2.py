@@ -23,8 +23,9 @@ def trained(tmp_path_factory):
     for name, norm_first in (("pre-LN", True), ("post-LN", False)):
         out = folder / name
         result = run_module("recipes.train_translation", "--train_file", data, "--output_dir", out,
-                            *TRANSLATION_FLAGS, "--max_steps", 300, "--warmup_steps", 100, "--learning_rate", 1e-3, "--average_last_n", 1, "--norm_first",
-                            norm_first, "--max_eval_samples", 4, "--max_predict_samples", 4)
+                            *TRANSLATION_FLAGS, "--max_steps", 300, "--warmup_steps", 100, "--learning_rate", 1e-3,
+                            "--average_last_n", 1, "--norm_first", norm_first, "--max_eval_samples", 4,
+                            "--max_predict_samples", 4)
         assert result.returncode == 0, result.stderr[-3000:]
         models[name] = out
     return models
@@ -122,12 +123,14 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
     from hf_vanilla import VanillaTransformerForSequenceClassification
 
     tokenizer = word_tokenizer(["a", "b"])
-    model = VanillaTransformerForConditionalGeneration(tiny_config(vocab_size=len(tokenizer), activation_function="tanh"))
+    config = tiny_config(vocab_size=len(tokenizer), activation_function="tanh")
+    model = VanillaTransformerForConditionalGeneration(config)
     model.save_pretrained(tmp_path / "tanh")
     tokenizer.save_pretrained(tmp_path / "tanh")
     result = run_module("recipes.export", "--model", tmp_path / "tanh", "--output_dir", tmp_path / "out")
     assert result.returncode == 2 and "activation_function='tanh'" in result.stderr, result.stderr
-    VanillaTransformerForSequenceClassification(tiny_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "cls")
+    classifier = VanillaTransformerForSequenceClassification(tiny_config(vocab_size=len(tokenizer)))
+    classifier.save_pretrained(tmp_path / "cls")
     tokenizer.save_pretrained(tmp_path / "cls")
     result = run_module("recipes.export", "--model", tmp_path / "cls", "--output_dir", tmp_path / "out")
     assert result.returncode == 2 and "VanillaTransformerForSequenceClassification" in result.stderr, result.stderr

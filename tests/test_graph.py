@@ -56,7 +56,8 @@ class ClassifierLogits(torch.nn.Module):
 
 def seq2seq_example(batch_size, source_length, target_length, seed):
     input_ids, attention_mask = padded(batch_size, source_length, seed)
-    decoder_input_ids = torch.randint(4, VOCAB, (batch_size, target_length), generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    decoder_input_ids = torch.randint(4, VOCAB, (batch_size, target_length), generator=generator)
     return input_ids, attention_mask, decoder_input_ids
 
 
@@ -184,7 +185,7 @@ def test_static_cache_with_a_compiled_forward_gives_the_same_tokens(sources):
     assert hasattr(model, "_compiled_call"), "generate did not compile the forward"
 
 
-# ---- inputs_embeds ----------------------------------------------------------------------------------------------------
+# ---- inputs_embeds --------------------------------------------------------------------------------------------------
 
 
 def test_inputs_embeds_are_what_get_input_embeddings_gives():

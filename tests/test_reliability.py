@@ -241,8 +241,8 @@ def test_code_never_unpickles_or_trusts_remote_code_by_itself():
             if name in ("torch.load", "load"):
                 assert ast.unparse(keywords.get("weights_only", ast.Constant(None))) == "True", f"{path}: {name}"
             if "trust_remote_code" in keywords:  # the user's flag, or a library function's parameter passed on
-                assert ast.unparse(keywords["trust_remote_code"]) in ("args.trust_remote_code", "trust_remote_code"), path
-
+                passed = ast.unparse(keywords["trust_remote_code"])
+                assert passed in ("args.trust_remote_code", "trust_remote_code"), path
 
 
 def test_accelerate_checkpoints_hold_nothing_loaded_by_unpickling(tmp_path, translation_csv):
