@@ -21,9 +21,9 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hf_vanilla  # noqa: E402,F401
-from hf_vanilla.corpora import load_corpus  # noqa: E402
 from hf_vanilla.export_ctranslate2 import CTranslate2Translator, export_ctranslate2  # noqa: E402
-from hf_vanilla.metrics import translation_scores  # noqa: E402
+from hf_vanilla.training.corpora import load_corpus  # noqa: E402
+from hf_vanilla.training.metrics import translation_scores  # noqa: E402
 
 
 @torch.no_grad()

@@ -28,11 +28,12 @@ from transformers import MarianConfig, MarianMTModel, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_vanilla import VanillaTransformerForConditionalGeneration  # noqa: E402
-from hf_vanilla.corpora import load_corpus  # noqa: E402
-from hf_vanilla.metrics import classification_scores  # noqa: E402
-from hf_vanilla.tokenization import train_bpe_tokenizer  # noqa: E402
+from hf_vanilla.training.arguments import ModelArguments  # noqa: E402
+from hf_vanilla.training.cards import markdown_table, write_json  # noqa: E402
+from hf_vanilla.training.corpora import load_corpus  # noqa: E402
+from hf_vanilla.training.metrics import classification_scores  # noqa: E402
+from hf_vanilla.training.tokenizer import train_bpe_tokenizer  # noqa: E402
 from recipes import train_classification, train_translation  # noqa: E402
-from recipes.common import ModelArguments, markdown_table, write_json  # noqa: E402
 
 CORPUS, PAIR = "libreoffice-help", "en-fr"
 

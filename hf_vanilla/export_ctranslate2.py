@@ -11,16 +11,16 @@ so it is all a user needs to translate (`CTranslate2Translator` below, or `recip
 """
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
-from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration, check_model_folder
+from .files import atomic_folder
+from .inference import GENERATION_FILE, decoding_settings, output_length_limit
+from .loading_vanilla_transformer import check_model_folder
+from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration
 
 # transformers' activation names -> CTranslate2's (its exact erf GELU, the tanh approximation, SiLU)
 _ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "gelu_new": "GELUTanh", "gelu_pytorch_tanh": "GELUTanh",
@@ -28,9 +28,6 @@ _ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "gelu_new": "GELUTanh", "gelu_py
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 # files of a saved tokenizer that travel with the engine's folder, and the decoding settings
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-GENERATION_FILE = "generation_config.json"
-# the paper's decoding, used when a folder's generation config does not say
-DEFAULT_NUM_BEAMS, DEFAULT_LENGTH_PENALTY = 4, 0.6
 
 
 def _ctranslate2():
@@ -180,30 +177,12 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     spec.validate()
     spec.optimize(quantization=quantization)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
-    try:
-        spec.save(str(partial))
-        with open(partial / GENERATION_FILE, "w", encoding="utf-8") as handle:
+    with atomic_folder(output_dir) as staging:
+        spec.save(str(staging))
+        with open(staging / GENERATION_FILE, "w", encoding="utf-8") as handle:
             json.dump({**generation, "max_position_embeddings": model.config.max_position_embeddings}, handle,
                       indent=2)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(partial, output_dir)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return output_dir
-
-
-def decoding_settings(folder):
-    """Beam size and length penalty from a folder's generation config, the paper's (4, 0.6) where it says nothing."""
-    settings = {"num_beams": DEFAULT_NUM_BEAMS, "length_penalty": DEFAULT_LENGTH_PENALTY}
-    path = Path(folder) / GENERATION_FILE
-    if path.is_file():
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-        settings.update({key: saved[key] for key in settings if saved.get(key) is not None})
-    return settings
 
 
 class CTranslate2Translator:
@@ -224,7 +203,7 @@ class CTranslate2Translator:
             self.max_positions = json.load(handle)["max_position_embeddings"]
         self.settings = decoding_settings(folder)
 
-    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None, extra_length=50):
+    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None):
         """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token)."""
         limit = self.max_positions - 1
         tokens = [self.tokenizer.convert_ids_to_tokens(ids) for ids in batches_of_ids]
@@ -232,7 +211,7 @@ class CTranslate2Translator:
             tokens,
             beam_size=num_beams or self.settings["num_beams"],
             length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
-            max_decoding_length=min(max(len(t) for t in tokens) + extra_length, limit),
+            max_decoding_length=output_length_limit(max(len(t) for t in tokens), self.max_positions),
             max_input_length=limit,
         )
         return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]

@@ -1,19 +1,19 @@
 """The vanilla Transformer of "Attention Is All You Need" (Vaswani et al., 2017) as a Hugging Face model family.
 
-Read bottom-up: positional encoding, attention, feed-forward, encoder and decoder layers, the two stacks, then the
-models with heads. This file imports only torch, transformers and the configuration (relative), because
-`save_pretrained` copies it next to the weights for `trust_remote_code` loading.
+Read top-down, in the paper's order: positions (3.5), attention (3.2), the feed-forward network (3.3), encoder and
+decoder layers with their residual connections (3.1), the two stacks, the models, then the heads. The transformers
+internals that change between releases sit in one adapter section at the end.
+
+This file imports only torch, transformers and, relatively, the configuration and the loading checks: `save_pretrained`
+copies it and its relative imports next to the weights for `trust_remote_code` loading.
 """
 
-import json
 import math
-import os
-import struct
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -27,74 +27,11 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
+from .loading_vanilla_transformer import check_before_loading
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Adapters: every use of a transformers internal that has changed between releases lives here, and only here.
+# Positions: the scaled token embedding plus the sinusoidal encoding (section 3.5)
 # ---------------------------------------------------------------------------------------------------------------------
-
-# Output dataclasses name the decoding cache `cache` in recent 5.x releases, `past_key_values` in 5.0.
-_CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
-
-
-def _cache_output(cache):
-    """The keyword under which an output dataclass carries the decoding cache in this transformers release."""
-    return {_CACHE_FIELD: cache}
-
-
-def _pop_cache_kwarg(cache, kwargs):
-    """`generate` passes the cache as `cache` (recent 5.x) or `past_key_values` (5.0): accept either."""
-    legacy = kwargs.pop("past_key_values", None)
-    return cache if cache is not None else legacy
-
-
-def _cached_cross_attention(cache, layer_idx):
-    """Keys and values of a cross-attention layer cached by an earlier step, or None before the first step.
-
-    `is_updated` and `layers[i].keys` are the cache's internals (the same from 5.0 to 5.24; 4.x had `key_cache`)."""
-    if not cache.is_updated.get(layer_idx, False):
-        return None
-    layer = cache.cross_attention_cache.layers[layer_idx]
-    return layer.keys, layer.values
-
-
-def _past_length(cache, cache_position):
-    """Tokens already in the decoding cache: a Python int for a dynamic cache (from its shape), a 0-d tensor for a
-    static cache, never read on the host. 5.0's `generate` also passes `cache_position` (this step's positions),
-    cheaper than 5.0's static count, which scans the cache."""
-    if cache is None:
-        return 0
-    past_length = cache.self_attention_cache.get_seq_length()
-    if isinstance(past_length, int) or cache_position is None:
-        return past_length
-    return cache_position[0]
-
-
-def _static_cache_length(cache):
-    """The key slots of a static (preallocated) cache, or None for a dynamic cache or none. `max_cache_len` is the
-    static layers' attribute from 5.0 to 5.24, set before their first update."""
-    layers = getattr(cache.self_attention_cache, "layers", None) if cache is not None else None
-    return getattr(layers[0], "max_cache_len", None) if layers else None
-
-
-def _attention_interface(config, output_attentions):
-    """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none).
-
-    `model.set_attn_implementation` only switches kernels in a file where transformers finds, by searching the
-    source text, the pattern of its release: `ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]` (5.0 to
-    5.1x) or `ALL_ATTENTION_FUNCTIONS.get_interface(` (later). This function is what both patterns stand for.
-    """
-    implementation = config._attn_implementation or "eager"
-    if output_attentions:
-        return eager_attention_forward
-    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # later 5.x; 5.0 has no "eager" entry to look up
-        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-    return eager_attention_forward if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The model
-# ---------------------------------------------------------------------------------------------------------------------
-
 
 def sinusoidal_position_encoding(num_positions: int, d_model: int) -> torch.Tensor:
     """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)), interleaved."""
@@ -119,22 +56,9 @@ class VanillaTransformerScaledEmbedding(nn.Embedding):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return super().forward(input_ids) * self.embed_scale  # (B, L) -> (B, L, d)
 
-
-class Dropout(nn.Dropout):
-    """nn.Dropout (each element zeroed with probability p, the rest scaled by 1/(1-p)), lighter on CPU.
-
-    On CPU, nn.Dropout draws its mask with bernoulli_ and keeps it as a float tensor for the backward pass; here the
-    mask comes from uniform draws and is kept as booleans: a training step at the small size runs ~3.5% faster, and
-    its peak memory at the base size is 48 MiB (9%) lower (benchmarks/speed.py). Elsewhere (CUDA already has a fused
-    kernel with a boolean mask), in evaluation, and for p of 0 or 1 it is nn.Dropout itself.
-    """
-
-    def forward(self, input):
-        if not self.training or input.device.type != "cpu" or not 0 < self.p < 1 or self.inplace:
-            return super().forward(input)
-        keep = torch.rand(input.shape, device=input.device) >= self.p  # True with probability 1 - p
-        return torch.where(keep, input * (1.0 / (1.0 - self.p)), 0.0)
-
+# ---------------------------------------------------------------------------------------------------------------------
+# Attention: scaled dot-product attention, its masks, multi-head attention (section 3.2)
+# ---------------------------------------------------------------------------------------------------------------------
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, is_causal=False,
                             **kwargs):
@@ -150,6 +74,36 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     weights = F.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, h, d_k)
     return output, weights
+
+
+def _padding_mask(attention_mask, batch_size, length, name, key_length=None):
+    """(B, S) of 1/0 -> boolean (B, 1, 1, key_length), True where a key may be attended to; None when none is given.
+
+    The mask is used as given even when it holds no padding: testing that (`mask.all()`) would read it. A static
+    cache has more key slots (`key_length`) than tokens so far; the slots past the mask are hidden by causality."""
+    if attention_mask is None:
+        return None
+    expected = f"({batch_size}, {length})" if key_length is None else f"({batch_size}, <= {key_length})"
+    if attention_mask.dim() != 2 or attention_mask.shape[0] != batch_size or (
+        attention_mask.shape[1] != length if key_length is None else attention_mask.shape[1] > key_length
+    ):
+        raise ValueError(
+            f"{name} has shape {tuple(attention_mask.shape)} but must be (batch_size, sequence_length) = "
+            f"{expected}, one 1 or 0 per token."
+        )
+    attention_mask = attention_mask.bool()
+    if key_length is not None and attention_mask.shape[1] < key_length:
+        attention_mask = F.pad(attention_mask, (0, key_length - attention_mask.shape[1]), value=True)
+    return attention_mask[:, None, None, :]
+
+
+def _causal_mask(padding_mask, positions, key_length):
+    """Boolean (B|1, 1, T, key_length) mask for decoder self-attention: query i sees keys at positions <= its own.
+
+    `positions` (T,) are the queries' positions; with a cache they start after the cached tokens."""
+    key_positions = torch.arange(key_length, device=positions.device)  # (S,)
+    mask = (key_positions[None, :] <= positions[:, None])[None, None]  # (1, 1, T, S)
+    return mask if padding_mask is None else mask & padding_mask
 
 
 class VanillaTransformerAttention(nn.Module):
@@ -219,6 +173,9 @@ class VanillaTransformerAttention(nn.Module):
         output = output.reshape(batch_size, length, -1)  # (B, T, h, d_k) -> (B, T, d)
         return self.out_proj(output), weights
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Position-wise feed-forward network (section 3.3), and dropout (section 5.4)
+# ---------------------------------------------------------------------------------------------------------------------
 
 class VanillaTransformerFeedForward(nn.Module):
     """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, applied to each position separately."""
@@ -230,9 +187,29 @@ class VanillaTransformerFeedForward(nn.Module):
         self.dropout = Dropout(config.activation_dropout)
         self.fc2 = nn.Linear(config.ffn_dim, config.d_model)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) -> (B, L, ffn_dim) -> (B, L, d)."""
         return self.fc2(self.dropout(self.activation(self.fc1(hidden_states))))
 
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (each element zeroed with probability p, the rest scaled by 1/(1-p)), lighter on CPU.
+
+    On CPU, nn.Dropout draws its mask with bernoulli_ and keeps it as a float tensor for the backward pass; here the
+    mask comes from uniform draws and is kept as booleans, which is faster and lighter (measured in
+    benchmarks/speed.py). Elsewhere (CUDA already has a fused
+    kernel with a boolean mask), in evaluation, and for p of 0 or 1 it is nn.Dropout itself.
+    """
+
+    def forward(self, input):
+        if not self.training or input.device.type != "cpu" or not 0 < self.p < 1 or self.inplace:
+            return super().forward(input)
+        keep = torch.rand(input.shape, device=input.device) >= self.p  # True with probability 1 - p
+        return torch.where(keep, input * (1.0 / (1.0 - self.p)), 0.0)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers: each sub-layer inside a residual connection and a LayerNorm (section 3.1)
+# ---------------------------------------------------------------------------------------------------------------------
 
 class _SubLayerMixin:
     """The residual connection around a sub-layer, in either LayerNorm placement."""
@@ -257,7 +234,11 @@ class VanillaTransformerEncoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
         self.ffn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.dropout)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states (B, S, d) -> (B, S, d), and the self-attention weights (B, h, S, S) when asked for.
+        `attention_mask` is the boolean (B, 1, 1, S) padding mask of `_padding_mask`, or None."""
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
@@ -283,14 +264,19 @@ class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
 
     def forward(
         self,
-        hidden_states,
-        encoder_hidden_states,
-        attention_mask=None,
-        encoder_attention_mask=None,
-        cache=None,
-        positions=None,
-        output_attentions=False,
-    ):
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        positions: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """hidden_states (B, T, d) -> (B, T, d), with the self- and cross-attention weights when asked for.
+
+        `encoder_hidden_states` (B, S, d) is the encoder output; `attention_mask` the boolean causal (and padding)
+        mask broadcastable to (B, h, T, T + cached), or None for plain causality; `encoder_attention_mask` the
+        boolean (B, 1, 1, S) source padding mask; `positions` (T,) this step's positions (for a static cache)."""
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
@@ -312,93 +298,8 @@ class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
         hidden_states, _ = self._residual(hidden_states, self.ffn_layer_norm, lambda h: (self.feed_forward(h), None))
         return hidden_states, self_weights, cross_weights
 
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Input checks and masks
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _reads_values(tensor):
-    """Whether a check may read a tensor's values here at no cost: eager mode on a CPU tensor.
-
-    Reading an accelerator tensor from Python waits for the device (a host synchronisation), and under
-    `torch.compile` / `torch.export` it breaks the graph; there the checks that read values are skipped, and torch's
-    own index checks (or the entry point `generate`, once per call) catch bad ids instead. Shape and dtype checks read
-    no values and always run."""
-    return tensor.device.type == "cpu" and not _is_tracing()
-
-
-def _is_tracing():
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or _is_exporting()
-
-
-def _is_exporting():
-    return hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting()
-
-
-def _check_input_ids(input_ids, config, name, read_values=None):
-    """A clear error for ids a user got wrong, instead of an index error deep inside torch.
-
-    The vocabulary-range check reads the ids, so by default it runs only where that costs nothing (`_reads_values`);
-    `read_values=True` forces it (entry points, once per call)."""
-    if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise ValueError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}.")
-    if input_ids.dim() != 2:
-        raise ValueError(f"{name} must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
-    if input_ids.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(input_ids.shape)}): give at least one token per sequence.")
-    if not (read_values if read_values is not None else _reads_values(input_ids)):
-        return
-    low, high = (int(end) for end in torch.aminmax(input_ids))
-    if low < 0 or high >= config.vocab_size:
-        bad = low if low < 0 else high
-        raise ValueError(
-            f"{name} contains token id {bad}, outside the vocabulary: ids must lie in [0, vocab_size="
-            f"{config.vocab_size}). Is the tokenizer the one this model was trained with?"
-        )
-
-
-def _check_length(length, config, name):
-    if length > config.max_position_embeddings:
-        raise ValueError(
-            f"{name} has {length} positions but the model takes at most max_position_embeddings="
-            f"{config.max_position_embeddings}: truncate the input (tokenizer(..., truncation=True, max_length="
-            f"{config.max_position_embeddings})) or build the model with a larger max_position_embeddings."
-        )
-
-
-def _padding_mask(attention_mask, batch_size, length, name, key_length=None):
-    """(B, S) of 1/0 -> boolean (B, 1, 1, key_length), True where a key may be attended to; None when none is given.
-
-    The mask is used as given even when it holds no padding: testing that (`mask.all()`) would read it. A static
-    cache has more key slots (`key_length`) than tokens so far; the slots past the mask are hidden by causality."""
-    if attention_mask is None:
-        return None
-    expected = f"({batch_size}, {length})" if key_length is None else f"({batch_size}, <= {key_length})"
-    if attention_mask.dim() != 2 or attention_mask.shape[0] != batch_size or (
-        attention_mask.shape[1] != length if key_length is None else attention_mask.shape[1] > key_length
-    ):
-        raise ValueError(
-            f"{name} has shape {tuple(attention_mask.shape)} but must be (batch_size, sequence_length) = "
-            f"{expected}, one 1 or 0 per token."
-        )
-    attention_mask = attention_mask.bool()
-    if key_length is not None and attention_mask.shape[1] < key_length:
-        attention_mask = F.pad(attention_mask, (0, key_length - attention_mask.shape[1]), value=True)
-    return attention_mask[:, None, None, :]
-
-
-def _causal_mask(padding_mask, positions, key_length):
-    """Boolean (B|1, 1, T, key_length) mask for decoder self-attention: query i sees keys at positions <= its own.
-
-    `positions` (T,) are the queries' positions; with a cache they start after the cached tokens."""
-    key_positions = torch.arange(key_length, device=positions.device)  # (S,)
-    mask = (key_positions[None, :] <= positions[:, None])[None, None]  # (1, 1, T, S)
-    return mask if padding_mask is None else mask & padding_mask
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Stacks and models
+# The shared base class: initialisation (section 5), saving, and the loading policy
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -410,79 +311,10 @@ _AUTO_MAP = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Loading: what a saved folder must hold, checked before transformers reads it
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _safetensors_problem(path):
-    """Why a safetensors file cannot be intact (truncated, or not safetensors at all), or None when it looks whole.
-
-    The format is an 8-byte header length, a JSON header giving each tensor's byte range, then the data."""
-    size = os.path.getsize(path)
-    try:
-        with open(path, "rb") as handle:
-            (header_length,) = struct.unpack("<Q", handle.read(8))
-            if header_length > size:
-                raise ValueError
-            header = json.loads(handle.read(header_length))
-        data_end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"),
-                       default=0)
-    except (struct.error, ValueError, KeyError, TypeError, IndexError):
-        return f"{path} is not a readable safetensors file (damaged header, {size} bytes)"
-    if size != 8 + header_length + data_end:
-        return f"{path} is truncated or damaged: {size} bytes where its header describes {8 + header_length + data_end}"
-    return None
-
-
-def check_model_folder(path, model_type="vanilla_transformer", need_config=True):
-    """Raise a clear error unless `path` is a saved model folder that transformers can load safely.
-
-    Checks that the folder exists, that config.json is JSON (of `model_type`, when given), and that the weights are
-    whole safetensors files: pickle files (`pytorch_model.bin`) are refused, because unpickling can run code.
-    A path that does not look local (a hub id such as "org/name") is left to transformers.
-    """
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        parent = os.path.dirname(path.rstrip("/"))
-        if os.path.isabs(path) or path.startswith((".", "~")) or (parent and os.path.isdir(parent)):
-            raise FileNotFoundError(f"No model folder at {path}: give a folder written by save_pretrained (the output "
-                                    f"folder of a training run).")
-        return
-    config_file = os.path.join(path, "config.json")
-    if need_config:
-        if not os.path.isfile(config_file):
-            raise FileNotFoundError(f"{path} has no config.json, so it is not a saved model folder: give a folder "
-                                    f"written by save_pretrained.")
-        try:
-            with open(config_file, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{config_file} is not valid JSON ({error}): the folder is damaged; save the model "
-                             f"again or restore the file.") from error
-        if model_type and config.get("model_type") != model_type:
-            raise ValueError(f"{config_file} describes a {config.get('model_type')!r} model, not a {model_type!r} one: "
-                             f"load it with its own class or AutoModel, or give a {model_type} folder.")
-    index = os.path.join(path, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index, encoding="utf-8") as handle:
-            files = sorted(set(json.load(handle)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    for name in files:
-        weights = os.path.join(path, name)
-        if not os.path.isfile(weights):
-            pickled = [f for f in os.listdir(path) if f.endswith((".bin", ".pt", ".pth", ".ckpt"))]
-            raise FileNotFoundError(
-                f"{path} has no {name}" + (f", only pickle weights ({', '.join(sorted(pickled))}), which hf_vanilla "
-                                           "does not load because unpickling can run code; convert them with "
-                                           "safetensors in a trusted environment" if pickled else "") + ".")
-        problem = _safetensors_problem(weights)
-        if problem:
-            raise ValueError(problem + ": save the model again or use an intact copy.")
-
-
 class VanillaTransformerPreTrainedModel(PreTrainedModel):
+    """What every model of the family shares: the config class, attention backends, weight initialisation, and
+    saving and loading (safetensors only, checked folders, `auto_map` for `trust_remote_code`)."""
+
     config_class = VanillaTransformerConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
@@ -494,14 +326,9 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, from safetensors only and with the folder checked first."""
-        if kwargs.get("use_safetensors") is False:
-            raise ValueError("use_safetensors=False is not supported: hf_vanilla loads safetensors weights only, "
-                             "because unpickling a .bin file can run code.")
-        kwargs["use_safetensors"] = True
-        if pretrained_model_name_or_path is not None:
-            check_model_folder(pretrained_model_name_or_path,
-                               need_config=not isinstance(kwargs.get("config"), PretrainedConfig))
+        """`PreTrainedModel.from_pretrained`, from safetensors only and with the folder checked first (the policy is
+        in loading_vanilla_transformer.py)."""
+        check_before_loading(pretrained_model_name_or_path, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @property
@@ -550,6 +377,60 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
                 module.position_encoding.copy_(
                     sinusoidal_position_encoding(self.config.max_position_embeddings, self.config.d_model)
                 )
+
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stacks: N layers over embedded inputs (section 3.1); the input checks run here
+# ---------------------------------------------------------------------------------------------------------------------
+
+def _reads_values(tensor):
+    """Whether a check may read a tensor's values here at no cost: eager mode on a CPU tensor.
+
+    Reading an accelerator tensor from Python waits for the device (a host synchronisation), and under
+    `torch.compile` / `torch.export` it breaks the graph; there the checks that read values are skipped, and torch's
+    own index checks (or the entry point `generate`, once per call) catch bad ids instead. Shape and dtype checks read
+    no values and always run."""
+    return tensor.device.type == "cpu" and not _is_tracing()
+
+
+def _is_tracing():
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or _is_exporting()
+
+
+def _is_exporting():
+    return hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting()
+
+
+def _check_input_ids(input_ids, config, name, read_values=None):
+    """A clear error for ids a user got wrong, instead of an index error deep inside torch.
+
+    The vocabulary-range check reads the ids, so by default it runs only where that costs nothing (`_reads_values`);
+    `read_values=True` forces it (entry points, once per call)."""
+    if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise ValueError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}.")
+    if input_ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
+    if input_ids.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(input_ids.shape)}): give at least one token per sequence.")
+    if not (read_values if read_values is not None else _reads_values(input_ids)):
+        return
+    low, high = (int(end) for end in torch.aminmax(input_ids))
+    if low < 0 or high >= config.vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"{name} contains token id {bad}, outside the vocabulary: ids must lie in [0, vocab_size="
+            f"{config.vocab_size}). Is the tokenizer the one this model was trained with?"
+        )
+
+
+def _check_length(length, config, name):
+    if length > config.max_position_embeddings:
+        raise ValueError(
+            f"{name} has {length} positions but the model takes at most max_position_embeddings="
+            f"{config.max_position_embeddings}: truncate the input (tokenizer(..., truncation=True, max_length="
+            f"{config.max_position_embeddings})) or build the model with a larger max_position_embeddings."
+        )
 
 
 class _VanillaTransformerStack(VanillaTransformerPreTrainedModel):
@@ -614,14 +495,28 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        inputs_embeds=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ):
+    ) -> BaseModelOutput | tuple:
+        """Encode a batch of sources.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for tokens, 0 for
+                padding.
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, source_length, d_model)`, *optional*): already
+                embedded (and scaled) tokens instead of `input_ids`; positions are still added.
+            output_attentions, output_hidden_states, return_dict: as everywhere in transformers.
+
+        Returns:
+            `BaseModelOutput`: `last_hidden_state` (batch_size, source_length, d_model), after the final LayerNorm
+            in pre-LN.
+        """
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         hidden_states, _ = self._embed(input_ids, inputs_embeds, 0, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
@@ -648,18 +543,40 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        encoder_hidden_states=None,
-        encoder_attention_mask=None,
-        cache=None,
-        inputs_embeds=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.FloatTensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ):
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        """Decode: masked self-attention over the target so far, attention over the encoder output.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids, shifted right (the
+                decoder start token first); while generating with a cache, only the new tokens.
+            attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*): 1 for
+                target tokens, 0 for padding, over the cached tokens too.
+            encoder_hidden_states (`torch.FloatTensor` of shape `(batch_size, source_length, d_model)`): the
+                encoder output.
+            encoder_attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): the source
+                padding mask.
+            cache (`EncoderDecoderCache`, *optional*): keys and values of earlier steps (dynamic or static); the
+                cross-attention keys and values are computed once and kept in it. Also accepted as
+                `past_key_values`.
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, target_length, d_model)`, *optional*): instead
+                of `input_ids`.
+            use_cache (`bool`, *optional*): return the cache (one is created when none is given).
+
+        Returns:
+            `BaseModelOutputWithPastAndCrossAttentions`: `last_hidden_state` (batch_size, target_length, d_model)
+            and the cache.
+        """
         cache = _pop_cache_kwarg(cache, kwargs)
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
@@ -720,6 +637,10 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
         )
         return output if return_dict is not False else output.to_tuple()
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Models: the encoder-decoder, and the encoder alone
+# ---------------------------------------------------------------------------------------------------------------------
+
 
 def shift_tokens_right(labels, pad_token_id, decoder_start_token_id):
     """Decoder inputs from labels: start token, then the labels one step later; -100 (ignored) becomes padding."""
@@ -732,7 +653,10 @@ def shift_tokens_right(labels, pad_token_id, decoder_start_token_id):
 class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
     """Encoder-decoder without a head. Source and target share one embedding (one shared vocabulary)."""
 
-    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+    }
 
     def __init__(self, config):
         super().__init__(config)
@@ -757,20 +681,40 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        encoder_outputs=None,
-        cache=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ):
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode the source (unless `encoder_outputs` is given), then decode the target.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for source
+                tokens, 0 for padding.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right.
+            decoder_attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*):
+                1 for target tokens, 0 for padding.
+            encoder_outputs (`BaseModelOutput` or tuple, *optional*): a precomputed encoder output; the encoder is
+                then skipped.
+            cache (`EncoderDecoderCache`, *optional*): the decoding cache (also accepted as `past_key_values`).
+            inputs_embeds, decoder_inputs_embeds (`torch.FloatTensor` of shape `(batch_size, length, d_model)`,
+                *optional*): embedded tokens instead of ids.
+            use_cache (`bool`, *optional*): return the decoding cache.
+
+        Returns:
+            `Seq2SeqModelOutput`: the decoder's `last_hidden_state` (batch_size, target_length, d_model), the
+            encoder's, and the cache.
+        """
         cache = _pop_cache_kwarg(cache, kwargs)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
@@ -811,6 +755,22 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
+class VanillaTransformerEncoderModel(nn.Module):
+    """The shared embedding and the encoder alone, under the same names as in `VanillaTransformerModel`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.shared = VanillaTransformerScaledEmbedding(config)
+        self.encoder = VanillaTransformerEncoder(config, self.shared)
+
+    def set_input_embeddings(self, value):
+        self.shared = value
+        self.encoder.embed_tokens = value
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Heads: the pre-softmax linear layer for generation (section 3.4), a classifier
+# ---------------------------------------------------------------------------------------------------------------------
+
 class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedModel, GenerationMixin):
     """Encoder-decoder with the pre-softmax linear layer, tied to the shared embedding; generates with `generate`."""
 
@@ -838,22 +798,45 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        encoder_outputs=None,
-        cache=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        labels=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        num_items_in_batch=None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs,
-    ):
+    ) -> Seq2SeqLMOutput | tuple:
+        """Next-token logits over the shared vocabulary, and the cross-entropy loss when `labels` are given.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for source
+                tokens, 0 for padding.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right.
+            decoder_attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*):
+                1 for target tokens, 0 for padding.
+            encoder_outputs (`BaseModelOutput` or tuple, *optional*): a precomputed encoder output; the encoder is
+                then skipped.
+            cache (`EncoderDecoderCache`, *optional*): the decoding cache (also accepted as `past_key_values`).
+            inputs_embeds, decoder_inputs_embeds (`torch.FloatTensor` of shape `(batch_size, length, d_model)`,
+                *optional*): embedded tokens instead of ids.
+            use_cache (`bool`, *optional*): return the decoding cache.
+            labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*): target ids; -100 is
+                ignored. Without `decoder_input_ids`, the labels shifted right are the decoder's input.
+            num_items_in_batch (*optional*): Trainer's token count of the whole accumulated batch; the loss is then
+                the sum over tokens divided by it.
+
+        Returns:
+            `Seq2SeqLMOutput`: `logits` (batch_size, target_length, vocab_size), `loss`, and the cache.
+        """
         cache = _pop_cache_kwarg(cache, kwargs)
         if labels is not None:
             if labels.dim() != 2:
@@ -918,8 +901,8 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
     def _reorder_cache(cache, beam_idx):
         """Beam search's hook: each row continues a beam of its own source sentence, and `generate` repeats each
         encoder output once per beam, so the cross-attention keys and values of a row and of its new parent are the
-        same. Only the self-attention cache is reordered (copying the cross-attention one too took 6-9% of beam-4
-        decoding time in benchmarks/speed.py)."""
+        same. Only the self-attention cache is reordered (copying the cross-attention one too is a measurable share
+        of beam-search time: benchmarks/speed.py)."""
         cache.self_attention_cache.reorder_cache(beam_idx)
         return cache
 
@@ -950,15 +933,28 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ):
+    ) -> SequenceClassifierOutput | tuple:
+        """Class scores of each text, and the loss when `labels` are given.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, length)`): token ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, length)`, *optional*): 1 for tokens, 0 for
+                padding; mean pooling averages over the tokens only.
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, length, d_model)`, *optional*): instead of ids.
+            labels (*optional*): class ids `(batch_size,)` (single-label; -100 ignored), floats `(batch_size,)`
+                (regression, num_labels 1) or `(batch_size, num_labels)` (multi-label), as HF's own heads.
+
+        Returns:
+            `SequenceClassifierOutput`: `logits` (batch_size, num_labels) and `loss`.
+        """
         outputs = self.model.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -1024,18 +1020,67 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
             )
         return F.binary_cross_entropy_with_logits(logits.float(), labels.to(torch.float32))
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Adapters: every use of a transformers internal that has changed between releases lives here, and only here
+# ---------------------------------------------------------------------------------------------------------------------
 
-class VanillaTransformerEncoderModel(nn.Module):
-    """The shared embedding and the encoder alone, under the same names as in `VanillaTransformerModel`."""
+# Output dataclasses name the decoding cache `cache` in recent 5.x releases, `past_key_values` in 5.0.
+_CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
 
-    def __init__(self, config):
-        super().__init__()
-        self.shared = VanillaTransformerScaledEmbedding(config)
-        self.encoder = VanillaTransformerEncoder(config, self.shared)
 
-    def set_input_embeddings(self, value):
-        self.shared = value
-        self.encoder.embed_tokens = value
+def _cache_output(cache):
+    """The keyword under which an output dataclass carries the decoding cache in this transformers release."""
+    return {_CACHE_FIELD: cache}
+
+
+def _pop_cache_kwarg(cache, kwargs):
+    """`generate` passes the cache as `cache` (recent 5.x) or `past_key_values` (5.0): accept either."""
+    legacy = kwargs.pop("past_key_values", None)
+    return cache if cache is not None else legacy
+
+
+def _cached_cross_attention(cache, layer_idx):
+    """Keys and values of a cross-attention layer cached by an earlier step, or None before the first step.
+
+    `is_updated` and `layers[i].keys` are the cache's internals (the same from 5.0 to 5.24; 4.x had `key_cache`)."""
+    if not cache.is_updated.get(layer_idx, False):
+        return None
+    layer = cache.cross_attention_cache.layers[layer_idx]
+    return layer.keys, layer.values
+
+
+def _past_length(cache, cache_position):
+    """Tokens already in the decoding cache: a Python int for a dynamic cache (from its shape), a 0-d tensor for a
+    static cache, never read on the host. 5.0's `generate` also passes `cache_position` (this step's positions),
+    cheaper than 5.0's static count, which scans the cache."""
+    if cache is None:
+        return 0
+    past_length = cache.self_attention_cache.get_seq_length()
+    if isinstance(past_length, int) or cache_position is None:
+        return past_length
+    return cache_position[0]
+
+
+def _static_cache_length(cache):
+    """The key slots of a static (preallocated) cache, or None for a dynamic cache or none. `max_cache_len` is the
+    static layers' attribute from 5.0 to 5.24, set before their first update."""
+    layers = getattr(cache.self_attention_cache, "layers", None) if cache is not None else None
+    return getattr(layers[0], "max_cache_len", None) if layers else None
+
+
+def _attention_interface(config, output_attentions):
+    """The attention kernel for `config._attn_implementation`; eager when weights are asked for (sdpa has none).
+
+    `model.set_attn_implementation` only switches kernels in a file where transformers finds, by searching the
+    source text, the pattern of its release: `ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]` (5.0 to
+    5.1x) or `ALL_ATTENTION_FUNCTIONS.get_interface(` (later). This function is what both patterns stand for.
+    """
+    implementation = config._attn_implementation or "eager"
+    if output_attentions:
+        return eager_attention_forward
+    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # later 5.x; 5.0 has no "eager" entry to look up
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+    return eager_attention_forward if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
 
 
 __all__ = [

@@ -9,14 +9,14 @@ translate your own.
 """
 
 import argparse
+import subprocess
 import sys
 import time
 
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_vanilla  # noqa: F401
-from recipes import train_translation
-from recipes.common import translate
+from hf_vanilla.inference import translate
 
 SENTENCES = [
     "Select the cells.",
@@ -34,7 +34,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     start = time.time()
-    status = train_translation.main([
+    # the translation recipe in its own process: what it prints (and its resume hint) is its own command line
+    status = subprocess.call([
+        sys.executable, "-m", "recipes.train_translation",
         "--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--output_dir", args.output_dir,
         "--overwrite_output_dir", "--max_steps", str(args.max_steps), "--warmup_steps", "300",
         "--save_steps", "100", "--average_last_n", "3", "--eval_steps", str(args.max_steps // 2),

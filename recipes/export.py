@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
+from hf_vanilla.cli import parse_arguments
 from hf_vanilla.export_ctranslate2 import QUANTIZATIONS, export_ctranslate2
-from recipes.common import parse_arguments
 
 
 @dataclass

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from hf_vanilla.corpora import CORPORA, CorpusError
-from recipes.common import parse_arguments
-from recipes.data_args import DataArguments
+from hf_vanilla.training.arguments import DataArguments, parse_arguments, report
+from hf_vanilla.training.corpora import CORPORA, CorpusError
 
 
 @dataclass
@@ -33,8 +32,7 @@ def main(argv=None):
     try:
         dataset_dict = data_args.load(task)
     except (CorpusError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report(error)
 
     name = data_args.corpus or data_args.dataset_name or data_args.train_file
     print(f"\n{name}{' ' + data_args.pair if data_args.pair else ''}: "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import transformers
 from transformers import (
     AutoModelForSequenceClassification,
@@ -26,24 +27,15 @@ from transformers import (
 )
 
 from hf_vanilla import VanillaTransformerForSequenceClassification
-from hf_vanilla.corpora import corpus_meta
-from hf_vanilla.metrics import classification_scores
-from hf_vanilla.modeling_vanilla_transformer import check_model_folder
-from recipes.common import (
-    ModelArguments,
-    NonFiniteLossError,
-    ReliableTrainerMixin,
-    SaveOnInterrupt,
-    check_output_dir,
-    command_line,
-    get_tokenizer,
-    load_tokenizer,
-    markdown_table,
-    parse_arguments,
-    write_json,
-    write_model_card,
-)
-from recipes.data_args import DataArguments
+from hf_vanilla.inference import load_tokenizer
+from hf_vanilla.loading_vanilla_transformer import check_model_folder
+from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_arguments, report
+from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from hf_vanilla.training.corpora import CorpusError, corpus_meta
+from hf_vanilla.training.metrics import classification_scores
+from hf_vanilla.training.policies import NonFiniteLossError, OutputFolderError, claim_output_dir
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt
+from hf_vanilla.training.translation import run_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +71,9 @@ class ClassificationTrainingArguments(TrainingArguments):
     metric_for_best_model: str | None = field(default="accuracy")
     logging_steps: float = field(default=50)
     report_to: str | None = field(default="none")
+    dataloader_pin_memory: bool = field(
+        default=torch.cuda.is_available(), metadata={"help": "Pin batches in memory (on by default with a GPU)."}
+    )
 
 
 class ClassificationTrainer(ReliableTrainerMixin, Trainer):
@@ -92,49 +87,70 @@ def main(argv=None):
     data_args.default_to("rotten-tomatoes")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
-    check_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint)
-    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
-    set_seed(training_args.seed)
+    try:  # one run per output folder; the lock goes with the process
+        lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint,
+                                main_process=training_args.process_index == 0)
+    except OutputFolderError as error:
+        return report(error, "output_dir")
+    with lock:
+        return train(model_args, data_args, args, training_args)
 
-    raw = data_args.load("classification", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
-    label_names = raw["train"].features["label"].names
-    id2label = dict(enumerate(label_names))
-    label2id = {name: i for i, name in id2label.items()}
 
-    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+def load_checked_data(data_args, args, training_args):
+    """Every argument, folder and data file checked before any expensive work; the data, or exit status 2."""
     if args.init_from:
-        check_model_folder(args.init_from)
+        try:
+            check_model_folder(args.init_from)
+            load_tokenizer(args.init_from)
+        except (FileNotFoundError, ValueError) as error:
+            return report(error, "init_from")
+    try:
+        return data_args.load("classification", args.max_train_samples, args.max_eval_samples,
+                              args.max_predict_samples)
+    except (CorpusError, ValueError, FileNotFoundError) as error:
+        return report(error)
+
+
+def load_model(model_args, args, raw, output_dir):
+    """The classifier and its tokenizer: from --init_from's encoder, or a fresh preset with a BPE trained on train."""
+    label_names = raw["train"].features["label"].names
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+              "label2id": {name: i for i, name in enumerate(label_names)}}
+    if args.init_from:
         tokenizer = load_tokenizer(args.init_from)
         model = AutoModelForSequenceClassification.from_pretrained(
-            args.init_from, num_labels=len(label_names), id2label=id2label, label2id=label2id,
-            classifier_pooling=args.classifier_pooling, attn_implementation=model_args.attn_implementation,
+            args.init_from, classifier_pooling=args.classifier_pooling,
+            attn_implementation=model_args.attn_implementation, **labels,
             **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),
         )
     else:
-        tokenizer = get_tokenizer(model_args, list(raw["train"]["text"]), training_args.output_dir)
-        config = model_args.config(tokenizer, num_labels=len(label_names), id2label=id2label, label2id=label2id,
-                                   classifier_pooling=args.classifier_pooling)
+        tokenizer = run_tokenizer(model_args, list(raw["train"]["text"]), output_dir)
+        config = model_args.config(tokenizer, classifier_pooling=args.classifier_pooling, **labels)
         model = VanillaTransformerForSequenceClassification(config)
     model.config.problem_type = "single_label_classification"
+    return model, tokenizer
 
-    def tokenize(rows):
-        return tokenizer(rows["text"], max_length=model_args.max_source_length, truncation=True)
 
-    tokenized = raw.map(tokenize, batched=True, remove_columns=["text"], desc="tokenizing")
+def train(model_args, data_args, args, training_args):
+    raw = load_checked_data(data_args, args, training_args)
+    if isinstance(raw, int):
+        return raw
+    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
+    set_seed(training_args.seed)
+    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_model(model_args, args, raw, training_args.output_dir)
+    tokenized = raw.map(lambda rows: tokenizer(rows["text"], max_length=model_args.max_source_length,
+                                               truncation=True),
+                        batched=True, remove_columns=["text"], desc="tokenizing")
 
     def compute_metrics(prediction):
         logits, labels = prediction
         return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
 
     trainer = ClassificationTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
-        callbacks=[interrupt],
+        model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
+        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics, callbacks=[interrupt],
     )
     try:
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -149,15 +165,28 @@ def main(argv=None):
     scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
     trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
     write_json(Path(training_args.output_dir) / "results.json", scores)
-    name = data_args.corpus or data_args.dataset_name or data_args.train_file
+    write_classification_card(model, data_args, args, raw, scores, training_args.output_dir)
+    test = scores["test"]
+    print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
+          f"model saved in {training_args.output_dir}")
+    return 0
+
+
+def write_classification_card(model, data_args, args, raw, scores, output_dir):
     meta = corpus_meta(data_args.corpus, None, data_args.cache_dir) if data_args.corpus else None
-    config = model.config
-    write_model_card(training_args.output_dir, f"Vanilla Transformer classifier ({name})", [
+    config, label_names = model.config, raw["train"].features["label"].names
+    metadata = card_metadata(
+        Path(output_dir).name, "text-classification", str(data_args.name), str(data_args.name),
+        [(split, metric, s[f"{split}_{key}"]) for split, s in scores.items()
+         for metric, key in (("accuracy", "accuracy"), ("f1", "macro_f1"))],
+        languages=["en"] if data_args.corpus else None,
+    )
+    write_model_card(output_dir, f"Vanilla Transformer classifier ({data_args.name})", [
         ("Model", f"`VanillaTransformerForSequenceClassification` (hf_vanilla): d_model {config.d_model}, "
                   f"{config.encoder_layers} encoder layers, {config.num_attention_heads} heads, "
                   f"{config.classifier_pooling} pooling, {model.num_parameters() / 1e6:.1f}M parameters"
                   + (f", encoder started from `{args.init_from}`." if args.init_from else ", trained from scratch.")),
-        ("Data", f"`{name}`: " + ", ".join(f"{s} {len(r)}" for s, r in raw.items())
+        ("Data", f"`{data_args.name}`: " + ", ".join(f"{s} {len(r)}" for s, r in raw.items())
          + f"; labels {', '.join(label_names)}."
          + (f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."
             if meta else "")),
@@ -166,13 +195,9 @@ def main(argv=None):
         ("Reproduce", f"```\n{command_line()}\n```"),
         ("Use", "```python\nimport hf_vanilla  # or trust_remote_code=True without the package\n"
                 "from transformers import pipeline\n"
-                f"classify = pipeline(\"text-classification\", model={str(training_args.output_dir)!r})\n"
+                f"classify = pipeline(\"text-classification\", model={str(output_dir)!r})\n"
                 "print(classify(\"A gripping, beautifully acted film.\"))\n```"),
-    ])
-    test = scores["test"]
-    print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
-          f"model saved in {training_args.output_dir}")
-    return 0
+    ], metadata=metadata)
 
 
 if __name__ == "__main__":

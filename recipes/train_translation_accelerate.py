@@ -7,15 +7,16 @@
 The paper batches ~25,000 source + 25,000 target tokens over 8 GPUs; here a batch holds at most --max_tokens padded
 tokens per process (source + target, 4096 by default, scaled to a CPU), and --gradient_accumulation_steps multiplies
 it. Everything else is the Seq2SeqTrainer recipe's (`recipes.train_translation`): the same optimiser, schedule,
-label smoothing, checkpoint averaging, evaluation and output folder. Multi-GPU, FSDP or DeepSpeed come from
-Accelerate's own config (`accelerate config`); this file has no distributed code of its own.
+label smoothing, checkpoint averaging, evaluation and output folder (hf_vanilla.training holds what they share).
+Multi-GPU, FSDP or DeepSpeed come from Accelerate's own config (`accelerate config`); this file has no distributed
+code of its own.
 """
 
 import json
 import logging
 import shutil
-import signal
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,21 +30,28 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForSeq2Seq, HfArgumentParser, get_inverse_sqrt_schedule
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.checkpoints import list_checkpoints
-from recipes.common import (
-    ModelArguments,
-    TokenBudgetBatchSampler,
-    check_output_dir,
-    command_line,
-    get_tokenizer,
-    non_finite_loss_error,
-    padded_sizes,
+from hf_vanilla.files import atomic_folder
+from hf_vanilla.loading_vanilla_transformer import check_model_folder
+from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
+from hf_vanilla.training.batching import TokenBudgetBatchSampler, padded_sizes
+from hf_vanilla.training.cards import command_line
+from hf_vanilla.training.checkpoints import list_checkpoints
+from hf_vanilla.training.corpora import CorpusError
+from hf_vanilla.training.policies import (
+    NonFiniteLossError,
+    OutputFolderError,
+    StopRequest,
+    check_finite_loss,
+    claim_output_dir,
+    paper_peak_learning_rate,
+)
+from hf_vanilla.training.translation import (
+    TranslationRun,
+    finish_translation_run,
     paper_generation_settings,
-    parse_arguments,
+    run_tokenizer,
     translation_features,
 )
-from recipes.data_args import DataArguments
-from recipes.train_translation import TranslationArguments, finish
 
 logger = logging.getLogger(__name__)
 
@@ -68,167 +76,237 @@ class LoopArguments:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint-<step> folder."})
     per_device_eval_batch_size: int = field(default=64)
 
+    def __post_init__(self):
+        for name in ("max_tokens", "gradient_accumulation_steps", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.resume_from_checkpoint and not (Path(self.resume_from_checkpoint) / "loop_state.json").is_file():
+            raise ValueError(f"--resume_from_checkpoint {self.resume_from_checkpoint} is not a checkpoint of this "
+                             f"recipe (no loop_state.json): give one of the checkpoint-<step> folders it wrote.")
 
-def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, LoopArguments),
-                              description=__doc__)
-    model_args, data_args, args, loop = parse_arguments(parser, argv)
-    data_args.default_to("libreoffice-help", "en-fr")
-    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    mixed_precision = loop.mixed_precision or (
-        "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no")
-    # cpu=True is what makes Accelerate join a multi-process CPU run (gloo) under torchrun or accelerate launch
-    accelerator = Accelerator(gradient_accumulation_steps=loop.gradient_accumulation_steps,
-                              mixed_precision=mixed_precision, cpu=not has_accelerator)
-    logging.basicConfig(format=f"%(asctime)s rank {accelerator.process_index} %(levelname)s: %(message)s",
-                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    transformers.utils.logging.set_verbosity_warning()
-    if accelerator.is_main_process:
-        check_output_dir(loop.output_dir, args.overwrite_output_dir, loop.resume_from_checkpoint)
-    set_seed(loop.seed)
-    output_dir = Path(loop.output_dir)
 
-    # data and tokenizer: the main process fetches and trains first, the others then read its results
+class Loop:
+    """The training loop's state and its three actions: one optimiser step, a log line, a checkpoint."""
+
+    def __init__(self, accelerator, model, optimizer, scheduler, loop_args, keep_last):
+        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.args, self.keep_last = loop_args, keep_last
+        self.output_dir = Path(loop_args.output_dir)
+        self.step, self.log_history = 0, []
+        self.running, self.counted = 0.0, 0
+
+    def resume(self, checkpoint):
+        self.accelerator.load_state(checkpoint)
+        saved = json.loads((Path(checkpoint) / "loop_state.json").read_text())
+        self.step, self.log_history = saved["step"], saved["log_history"]
+        logger.info("resumed from %s at step %d", checkpoint, self.step)
+
+    def train_on(self, batch):
+        """Forward, backward and (every gradient_accumulation_steps batches) an update; True when one was made."""
+        with self.accelerator.accumulate(self.model):
+            labels = batch.pop("labels")
+            logits = self.model(**batch).logits
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100,
+                                   label_smoothing=self.args.label_smoothing)
+            self.running, self.counted = self.running + loss.detach().float(), self.counted + 1
+            if self.accelerator.sync_gradients:
+                # a NaN or inf since the last update stays in the running sum: checked once per update, on every
+                # process together, before the optimiser step that would spread it into the weights
+                check_finite_loss(self.accelerator.gather(self.running), self.step + 1, self.output_dir)
+            self.accelerator.backward(loss)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+        return self.accelerator.sync_gradients
+
+    def log(self):
+        mean_loss = self.accelerator.gather(self.running / self.counted).mean().item()
+        self.log_history.append({"step": self.step, "loss": mean_loss,
+                                 "learning_rate": self.scheduler.get_last_lr()[0]})
+        self.running, self.counted = 0.0, 0
+        return mean_loss
+
+    def save_checkpoint(self):
+        """Write aside, then rename (hf_vanilla.files): a crash mid-save leaves only a hidden partial folder, never a
+        checkpoint-N that resuming would pick up half-written; then keep the last `keep_last`."""
+        accelerator, folder = self.accelerator, self.output_dir / f"checkpoint-{self.step}"
+        staging_name = f".{folder.name}.partial"
+        writing = atomic_folder(folder, staging_name=staging_name) if accelerator.is_main_process else nullcontext()
+        with writing:
+            accelerator.wait_for_everyone()
+            # model, optimiser, scheduler, RNG states of every process
+            accelerator.save_state(str(self.output_dir / staging_name))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                staging = self.output_dir / staging_name
+                accelerator.unwrap_model(self.model).save_pretrained(staging)  # a loadable folder, for averaging
+                (staging / "loop_state.json").write_text(json.dumps({"step": self.step,
+                                                                     "log_history": self.log_history}))
+        if accelerator.is_main_process:
+            for old in list_checkpoints(self.output_dir)[: -self.keep_last]:
+                atomic_remove(old)
+        accelerator.wait_for_everyone()
+        return folder
+
+
+def atomic_remove(folder):
+    """Rename, then delete: a kill mid-way leaves a hidden folder, not a half-deleted checkpoint."""
+    doomed = folder.with_name(f".{folder.name}.removing")
+    folder.rename(doomed)
+    shutil.rmtree(doomed)
+
+
+def build(model_args, data_args, args, loop_args, accelerator):
+    """Data, tokenizer (the main process fetches and trains first, the others read its results), model."""
+    output_dir = Path(loop_args.output_dir)
     with accelerator.main_process_first():
-        raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples,
-                             args.max_predict_samples)
+        try:
+            raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples,
+                                 args.max_predict_samples)
+        except (CorpusError, ValueError, FileNotFoundError) as error:
+            raise SystemExit(report(error)) from None
         if accelerator.is_main_process:
             output_dir.mkdir(parents=True, exist_ok=True)
-            tokenizer = get_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
+            tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
                                       output_dir)
         else:
             model_args.tokenizer_name = model_args.tokenizer_name or model_args.model_name_or_path or str(output_dir)
-            tokenizer = get_tokenizer(model_args)
+            tokenizer = run_tokenizer(model_args)
         train = raw["train"].map(
             translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length),
             batched=True, remove_columns=raw["train"].column_names, desc="tokenizing",
         )
-
     if model_args.model_name_or_path:
         model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
-    learning_rate = loop.learning_rate or model.config.d_model**-0.5 * 4000**-0.5
     paper_generation_settings(model, args.num_beams, args.length_penalty, max(len(ids) for ids in train["input_ids"]))
+    return raw, tokenizer, train, model
 
-    lengths = padded_sizes(train)
-    collate = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
-    train = train.remove_columns("length")
+
+def make_accelerator(loop_args):
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    mixed_precision = loop_args.mixed_precision or (
+        "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no")
+    # cpu=True is what makes Accelerate join a multi-process CPU run (gloo) under torchrun or accelerate launch
+    return Accelerator(gradient_accumulation_steps=loop_args.gradient_accumulation_steps,
+                       mixed_precision=mixed_precision, cpu=not has_accelerator)
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, LoopArguments),
+                              description=__doc__)
+    model_args, data_args, args, loop_args = parse_arguments(parser, argv)
+    data_args.default_to("libreoffice-help", "en-fr")
+    accelerator = make_accelerator(loop_args)
+    logging.basicConfig(format=f"%(asctime)s rank {accelerator.process_index} %(levelname)s: %(message)s",
+                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    transformers.utils.logging.set_verbosity_warning()
+    try:  # one run per output folder; the lock goes with the process
+        lock = claim_output_dir(loop_args.output_dir, args.overwrite_output_dir, loop_args.resume_from_checkpoint,
+                                main_process=accelerator.is_main_process)
+        if model_args.model_name_or_path:
+            check_model_folder(model_args.model_name_or_path)
+    except OutputFolderError as error:
+        return report(error, "output_dir")
+    except (FileNotFoundError, ValueError) as error:
+        return report(error, "model_name_or_path")
+    with lock:
+        try:
+            return train(model_args, data_args, args, loop_args, accelerator)
+        except SystemExit as exit_:  # a data error, reported
+            return exit_.code
+
+
+def train(model_args, data_args, args, loop_args, accelerator):
+    set_seed(loop_args.seed)
+    stop = StopRequest()
+    raw, tokenizer, train_data, model = build(model_args, data_args, args, loop_args, accelerator)
+    learning_rate = loop_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
+    lengths = padded_sizes(train_data)
     # its own generator: starting an epoch then draws no number from the global RNG that dropout uses, so a run
     # resumed mid-epoch continues the same random stream as one left alone
-    loader = DataLoader(train, batch_sampler=TokenBudgetBatchSampler(lengths, loop.max_tokens, loop.seed),
-                        collate_fn=collate, generator=torch.Generator().manual_seed(loop.seed))
-    if loop.torch_compile:
+    loader = DataLoader(train_data.remove_columns("length"), collate_fn=DataCollatorForSeq2Seq(tokenizer, model=model),
+                        batch_sampler=TokenBudgetBatchSampler(lengths, loop_args.max_tokens, loop_args.seed),
+                        generator=torch.Generator().manual_seed(loop_args.seed))
+    if loop_args.torch_compile:
         model.compile()  # in place: parameter names, saving and unwrapping stay as they are
     # fused: one kernel for the whole update, on GPUs (on CPU the default multi-tensor Adam is as fast)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), eps=1e-9,
                                  fused=accelerator.device.type == "cuda")
-    scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop.warmup_steps)
+    scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop_args.warmup_steps)
     # prepared, the scheduler is saved by save_state with the optimiser (a tensor file: no pickle to load back)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    steps_per_epoch = max(len(loader) // loop.gradient_accumulation_steps, 1)
-    max_steps = loop.max_steps if loop.max_steps > 0 else steps_per_epoch * loop.num_train_epochs
-
-    step, log_history = 0, []
-    if loop.resume_from_checkpoint:
-        accelerator.load_state(loop.resume_from_checkpoint)
-        saved = json.loads((Path(loop.resume_from_checkpoint) / "loop_state.json").read_text())
-        step, log_history = saved["step"], saved["log_history"]
-        logger.info("resumed from %s at step %d", loop.resume_from_checkpoint, step)
-
-    interrupted = []
-    signal.signal(signal.SIGINT, lambda *a: interrupted.append(True))
-    signal.signal(signal.SIGTERM, lambda *a: interrupted.append(True))
-
-    def save_checkpoint():
-        """Write aside, then rename: a crash mid-save leaves only a hidden partial folder, never a checkpoint-N
-        that resuming would pick up half-written."""
-        folder = output_dir / f"checkpoint-{step}"
-        staging = output_dir / f".{folder.name}.partial"
-        if accelerator.is_main_process and staging.exists():
-            shutil.rmtree(staging)  # left by a run that crashed while saving
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging))  # model, optimiser, scheduler, RNG states of every process
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            accelerator.unwrap_model(model).save_pretrained(staging)  # weights as a loadable folder, for averaging
-            (staging / "loop_state.json").write_text(json.dumps({"step": step, "log_history": log_history}))
-            if folder.exists():
-                shutil.rmtree(folder)
-            staging.rename(folder)
-            for old in list_checkpoints(output_dir)[: -max(args.average_last_n, 1)]:
-                shutil.rmtree(old)
-        accelerator.wait_for_everyone()
-        return folder
-
+    loop = Loop(accelerator, model, optimizer, scheduler, loop_args, keep_last=max(args.average_last_n, 1))
+    if loop_args.resume_from_checkpoint:
+        loop.resume(loop_args.resume_from_checkpoint)
+    steps_per_epoch = max(len(loader) // loop_args.gradient_accumulation_steps, 1)
+    max_steps = loop_args.max_steps if loop_args.max_steps > 0 else steps_per_epoch * loop_args.num_train_epochs
     logger.info("%d optimiser steps, %d batches per epoch and process, peak lr %.2e, mixed precision: %s, %d processes",
-                max_steps, len(loader), learning_rate, mixed_precision, accelerator.num_processes)
-    progress = tqdm(total=max_steps, initial=step, desc="training", disable=not accelerator.is_local_main_process)
-    model.train()
-    running, counted = 0.0, 0
-    while step < max_steps and not interrupted:
-        loader.set_epoch(step // steps_per_epoch)
-        batches = loader
-        if loop.resume_from_checkpoint and step % steps_per_epoch:  # continue the epoch where it stopped
-            batches = accelerator.skip_first_batches(loader, (step % steps_per_epoch) * loop.gradient_accumulation_steps)
-        for batch in batches:
-            with accelerator.accumulate(model):
-                labels = batch.pop("labels")
-                logits = model(**batch).logits
-                loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), labels.view(-1),
-                                       ignore_index=-100, label_smoothing=loop.label_smoothing)
-                running, counted = running + loss.detach().float(), counted + 1
-                # a NaN or inf since the last update stays in the running sum: check it once per update, on every
-                # process together, before the optimiser step that would spread it into the weights
-                if accelerator.sync_gradients:
-                    sums = accelerator.gather(running)
-                    if not torch.isfinite(sums).all():
-                        error = non_finite_loss_error(sums.tolist(), step + 1, output_dir)
-                        if accelerator.is_main_process:
-                            print(f"\nerror: {error}", file=sys.stderr)
-                        return 1
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            progress.update(1)
-            if step % loop.logging_steps == 0:
-                mean_loss = accelerator.gather(running / counted).mean().item()
-                log_history.append({"step": step, "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]})
-                progress.set_postfix(loss=f"{mean_loss:.3f}")
-                running, counted = 0.0, 0
-            if step % loop.save_steps == 0 or step == max_steps:
-                save_checkpoint()
-            if step >= max_steps or interrupted:
-                break
-    progress.close()
-    if interrupted:  # one checkpoint at the step reached, unless the schedule just wrote it
-        checkpoint = output_dir / f"checkpoint-{step}"
-        if not checkpoint.exists():
-            save_checkpoint()
+                max_steps, len(loader), learning_rate, accelerator.mixed_precision, accelerator.num_processes)
+    try:
+        run_loop(loop, loader, stop, max_steps, steps_per_epoch)
+    except NonFiniteLossError as error:
         if accelerator.is_main_process:
-            print(f"\nstopped at step {step}; checkpoint saved in {checkpoint}\nresume with: {command_line()} "
-                  f"--resume_from_checkpoint {checkpoint}", file=sys.stderr)
-        return 130
+            print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    if stop.requested:
+        return stopped(loop)
 
-    logger.info("rank %d finished training at step %d", accelerator.process_index, step)
+    logger.info("rank %d finished training at step %d", accelerator.process_index, loop.step)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(model)
-        finish(model, tokenizer, raw, data_args, model_args, args, output_dir, log_history, step,
-               batch_size=loop.per_device_eval_batch_size,
-               training=f"{step} steps of a plain Accelerate loop on {accelerator.num_processes} process(es), "
-                        f"batches of at most {loop.max_tokens} padded tokens per process x "
-                        f"{loop.gradient_accumulation_steps} accumulation steps, Adam (0.9, 0.98, 1e-9), "
-                        f"peak lr {learning_rate:.2e} after {loop.warmup_steps} warm-up steps, inverse-square-root "
-                        f"decay, label smoothing {loop.label_smoothing}, {mixed_precision} mixed precision.")
+        finish_translation_run(accelerator.unwrap_model(model), TranslationRun(
+            tokenizer, raw, data_args, model_args, args, loop_args.output_dir, loop.log_history,
+            loop_args.per_device_eval_batch_size, training_summary(loop, learning_rate)))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     print(f"rank {accelerator.process_index} finished", flush=True)
     return 0
+
+
+def run_loop(loop, loader, stop, max_steps, steps_per_epoch):
+    accumulation = loop.args.gradient_accumulation_steps
+    progress = tqdm(total=max_steps, initial=loop.step, desc="training",
+                    disable=not loop.accelerator.is_local_main_process)
+    loop.model.train()
+    while loop.step < max_steps and not stop.requested:
+        loader.set_epoch(loop.step // steps_per_epoch)
+        batches = loader
+        if loop.step % steps_per_epoch:  # a resumed run continues the epoch where it stopped
+            batches = loop.accelerator.skip_first_batches(loader, (loop.step % steps_per_epoch) * accumulation)
+        for batch in batches:
+            if not loop.train_on(batch):
+                continue
+            loop.step += 1
+            progress.update(1)
+            if loop.step % loop.args.logging_steps == 0:
+                progress.set_postfix(loss=f"{loop.log():.3f}")
+            if loop.step % loop.args.save_steps == 0 or loop.step == max_steps:
+                loop.save_checkpoint()
+            if loop.step >= max_steps or stop.requested:
+                break
+    progress.close()
+
+
+def stopped(loop):
+    """Ctrl-C or SIGTERM: one checkpoint at the step reached (unless the schedule just wrote it), and how to resume."""
+    checkpoint = loop.output_dir / f"checkpoint-{loop.step}"
+    if not checkpoint.exists():
+        loop.save_checkpoint()
+    if loop.accelerator.is_main_process:
+        print(f"\nstopped at step {loop.step}; checkpoint saved in {checkpoint}\nresume with: {command_line()} "
+              f"--resume_from_checkpoint {checkpoint}", file=sys.stderr)
+    return 130
+
+
+def training_summary(loop, learning_rate):
+    args, accelerator = loop.args, loop.accelerator
+    return (f"{loop.step} steps of a plain Accelerate loop on {accelerator.num_processes} process(es), batches of at "
+            f"most {args.max_tokens} padded tokens per process x {args.gradient_accumulation_steps} accumulation "
+            f"steps, Adam (0.9, 0.98, 1e-9), peak lr {learning_rate:.2e} after {args.warmup_steps} warm-up steps, "
+            f"inverse-square-root decay, label smoothing {args.label_smoothing}, {accelerator.mixed_precision} "
+            f"mixed precision.")
 
 
 if __name__ == "__main__":

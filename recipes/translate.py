@@ -1,9 +1,17 @@
-"""Translate sentences with a saved model: one per line from stdin or --input, translations to stdout.
+"""Translate sentences with a saved model: one per line from stdin or --input, translations to stdout as they come.
 
     echo "Select the cells." | python -m recipes.translate --model outputs/translation
     python -m recipes.translate --model outputs/translation --input sentences.txt --num_beams 4
     python -m recipes.translate --model outputs/translation --plot_attention attention.png < sentences.txt
     python -m recipes.translate --engine ctranslate2 --model outputs/translation-ct2 < sentences.txt
+
+Works on any folder `save_pretrained` wrote (hf_vanilla, Marian, ...): beam size and length penalty come from the
+folder's generation config, and where it sets none, from the paper (beam 4, length penalty 0.6).
+
+Lines are read and translated in batches of --batch_size, each batch printed as soon as it is done, so the first
+translations appear within seconds and stopping loses at most the batch in flight. Blank lines are skipped. A line
+that is not UTF-8 is reported on stderr with its number and skipped (--errors strict stops there instead); a line
+longer than the model takes is translated truncated, and reported.
 """
 
 import sys
@@ -13,8 +21,15 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
-from hf_vanilla.plots import plot_attention
-from recipes.common import check_input, checked_tokenizer, parse_arguments, translate
+from hf_vanilla.cli import parse_arguments, report
+from hf_vanilla.inference import (
+    decoding_settings,
+    load_tokenizer,
+    output_length_limit,
+    read_lines,
+    translate,
+)
+from hf_vanilla.loading_vanilla_transformer import check_model_folder
 
 
 @dataclass
@@ -23,8 +38,11 @@ class TranslateArguments:
                                          "folder written by recipes.export."})
     engine: str = field(default="transformers", metadata={"help": "transformers (model.generate) or ctranslate2."})
     input: str | None = field(default=None, metadata={"help": "A text file, one sentence a line (default stdin)."})
-    num_beams: int | None = field(default=None, metadata={"help": "Beam size (default: the model's, 4)."})
-    batch_size: int = field(default=32, metadata={"help": "Sentences translated together."})
+    num_beams: int | None = field(default=None, metadata={"help": "Beam size (default: the folder's, else 4)."})
+    length_penalty: float | None = field(default=None, metadata={"help": "Default: the folder's, else 0.6."})
+    batch_size: int = field(default=32, metadata={"help": "Sentences translated (and printed) together."})
+    errors: str = field(default="skip", metadata={"help": "A line that is not UTF-8: skip (report it, go on) or "
+                                                          "strict (stop there, exit 1)."})
     plot_attention: str | None = field(
         default=None, metadata={"help": "Draw the first sentence's cross-attention (last layer, mean of heads) "
                                         "as a heatmap in this PNG file."}
@@ -36,13 +54,21 @@ class TranslateArguments:
             raise ValueError(f"--engine {self.engine!r}: choose transformers or ctranslate2.")
         if self.engine == "ctranslate2" and self.plot_attention:
             raise ValueError("--plot_attention needs --engine transformers (CTranslate2 returns no attention).")
+        if self.errors not in ("skip", "strict"):
+            raise ValueError(f"--errors {self.errors!r}: choose skip or strict.")
+        if self.batch_size < 1 or (self.num_beams is not None and self.num_beams < 1):
+            raise ValueError("--batch_size and --num_beams must be at least 1.")
 
 
 def attention_heatmap(model, tokenizer, sentence, path, num_beams):
     """Generate the translation of `sentence`, then draw the cross-attention each output token paid to the source."""
-    batch = tokenizer([sentence], return_tensors="pt")
-    output = model.generate(**batch, num_beams=num_beams or model.generation_config.num_beams,
-                            max_length=min(batch["input_ids"].shape[1] + 50, model.config.max_position_embeddings - 1) + 1)
+    from hf_vanilla.training.plots import plot_attention
+
+    batch = tokenizer([sentence], return_tensors="pt", truncation=True,
+                      max_length=model.config.max_position_embeddings - 1)
+    output = model.generate(**batch, num_beams=num_beams or model.generation_config.num_beams or 4,
+                            max_length=output_length_limit(batch["input_ids"].shape[1],
+                                                           model.config.max_position_embeddings) + 1)
     with torch.no_grad():  # one teacher-forced pass over the chosen output gives every step's weights
         attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
     weights = attentions[-1][0].mean(0)  # last layer, mean over heads: (output tokens, source tokens)
@@ -52,41 +78,73 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
     plot_attention(weights.numpy(), clean[0], clean[1], path, title="cross-attention (last layer, mean of heads)")
 
 
-def ctranslate2_translator(args):
-    from hf_vanilla.export_ctranslate2 import CTranslate2Translator
+class TransformersEngine:
+    """model.generate on a saved folder, with the folder's decoding settings (the paper's where it has none)."""
 
-    check_input(args.input)
-    try:
-        return CTranslate2Translator(args.model)
-    except (FileNotFoundError, ImportError) as error:
-        print(f"error: --model: {error}", file=sys.stderr)
-        sys.exit(2)
+    def __init__(self, args):
+        check_model_folder(args.model, model_type=None)
+        self.tokenizer = load_tokenizer(args.model)
+        self.settings = decoding_settings(args.model)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
+        self.max_tokens = self.model.config.max_position_embeddings - 1
+
+    def translate(self, texts, num_beams, length_penalty):
+        return translate(self.model, self.tokenizer, texts, len(texts), num_beams or self.settings["num_beams"],
+                         length_penalty if length_penalty is not None else self.settings["length_penalty"])
+
+
+class CTranslate2Engine:
+    def __init__(self, args):
+        from hf_vanilla.export_ctranslate2 import CTranslate2Translator
+
+        self.translator = CTranslate2Translator(args.model)
+        self.tokenizer, self.max_tokens = self.translator.tokenizer, self.translator.max_positions - 1
+
+    def translate(self, texts, num_beams, length_penalty):
+        return self.translator.translate(texts, len(texts), num_beams, length_penalty)
 
 
 def main(argv=None):
     parser = HfArgumentParser(TranslateArguments, description=__doc__)
     (args,) = parse_arguments(parser, argv)
-    if args.engine == "ctranslate2":
-        translator = ctranslate2_translator(args)
-    else:
-        tokenizer = checked_tokenizer(args.model, args.input)
-        model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
-    stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    try:
+        stream = open(args.input, "rb") if args.input else sys.stdin.buffer
+    except OSError as error:
+        return report(f"cannot read {args.input} ({error.strerror}): give a text file with one sentence a line",
+                      "input")
+    try:
+        engine = (CTranslate2Engine if args.engine == "ctranslate2" else TransformersEngine)(args)
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        return report(error, "model")
     with stream:
-        sentences = [line.strip() for line in stream if line.strip()]
-    if not sentences:
+        failed, translated, first = stream_translations(engine, stream, args)
+    if not translated and not failed:
         print("error: no sentences to translate (empty input)", file=sys.stderr)
         return 2
-    if args.engine == "ctranslate2":
-        lines = translator.translate(sentences, args.batch_size, args.num_beams)
-    else:
-        lines = translate(model, tokenizer, sentences, args.batch_size, args.num_beams)
-    for line in lines:
-        print(line, flush=True)
-    if args.plot_attention:
-        attention_heatmap(model, tokenizer, sentences[0], args.plot_attention, args.num_beams)
+    if args.plot_attention and first is not None:
+        attention_heatmap(engine.model, engine.tokenizer, first, args.plot_attention, args.num_beams)
         print(f"attention of the first sentence drawn in {args.plot_attention}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
+
+
+def stream_translations(engine, stream, args):
+    """Translate and print batch by batch; (lines that failed, lines translated, the first sentence)."""
+    failed, translated, first = 0, 0, None
+    for batch, problems in read_lines(stream, args.batch_size, engine.tokenizer, engine.max_tokens):
+        for number, problem in problems:
+            print(f"line {number}: {problem}", file=sys.stderr, flush=True)
+            if problem.startswith("not UTF-8"):
+                failed += 1
+                if args.errors == "strict":
+                    return failed, translated, first
+        texts = [text for _, text in batch]
+        if texts:
+            first = first if first is not None else texts[0]
+            for line in engine.translate(texts, args.num_beams, args.length_penalty):
+                print(line)
+            sys.stdout.flush()
+            translated += len(texts)
+    return failed, translated, first
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@ import random
 
 import pytest
 import torch
+from conftest import scrambled, tiny_config, word_tokenizer
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, pipeline
 
-from conftest import scrambled, tiny_config, word_tokenizer
 from hf_vanilla import VanillaTransformerForSequenceClassification
 
 

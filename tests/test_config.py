@@ -1,7 +1,7 @@
 import pytest
+from transformers import AutoConfig
 
 from hf_vanilla import PRESETS, VanillaTransformerConfig
-from transformers import AutoConfig
 
 
 def test_presets_match_the_paper():

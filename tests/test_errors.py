@@ -19,7 +19,7 @@ from hf_vanilla import (
     VanillaTransformerForConditionalGeneration,
     VanillaTransformerForSequenceClassification,
 )
-from hf_vanilla.corpora import load_user_data
+from hf_vanilla.training.corpora import load_user_data
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 VOCAB = 40
@@ -150,7 +150,7 @@ CATALOGUE = [
      ValueError, r"Data files must share one of the formats .csv, .tsv"),
     ("data-missing-column", "no such column",
      lambda f: load_user_data("classification", train_file=str(_write(f / "d.csv", "review,stars\nok,1\n"))),
-     ValueError, r"The train data has no column 'text' \(named by --text_column\); its columns are \['review', "
+     ValueError, r"The train data has no column 'text' \(named by text_column\); its columns are \['review', "
                  r"'stars'\]"),
     ("data-empty-file", "0-byte file", lambda f: data_file(f, "empty.csv", ""),
      ValueError, r"The train file .*empty.csv is empty"),
@@ -194,7 +194,7 @@ CATALOGUE = [
     ("cli-unknown-preset", "--preset huge", lambda f: recipe(f, "recipes.train_classification", "--preset", "huge"),
      UsageError, r"Unknown preset 'huge': choose one of tiny, small, base, big"),
     ("cli-output-exists", "non-empty --output_dir", existing_output,
-     ValueError, r"The output folder .*out exists and is not empty: pass --overwrite_output_dir"),
+     UsageError, r"error: --output_dir: The output folder .*out exists and is not empty: pass --overwrite_output_dir"),
     ("cli-model-missing", "translate --model that does not exist",
      lambda f: recipe(f, "recipes.translate", "--model", f / "nope"),
      UsageError, r"error: --model: No model folder at .*nope"),
@@ -246,7 +246,7 @@ def test_the_catalogue_is_documented():
 
 def test_safetensors_check_reads_only_the_header(tmp_path):
     """The check behind folder-truncated-weights: a well-formed file passes, a header promising more fails."""
-    from hf_vanilla.modeling_vanilla_transformer import _safetensors_problem
+    from hf_vanilla.loading_vanilla_transformer import safetensors_problem as _safetensors_problem
 
     path = tmp_path / "x.safetensors"
     header = b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'

@@ -1,8 +1,8 @@
 import pytest
 import torch
+from toy_tasks import _PadOnly, exact_match, reversal_examples
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from toy_tasks import _PadOnly, exact_match, reversal_examples
 
 DECODING = {
     "greedy": dict(do_sample=False),

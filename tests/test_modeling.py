@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import VOCAB, scrambled, tiny_config
+
 from hf_vanilla import (
     VanillaTransformerForConditionalGeneration,
     VanillaTransformerModel,

@@ -117,7 +117,7 @@ def test_accelerate_recipe_on_two_processes(tmp_path, translation_csv):
 
 
 def test_token_budget_batches():
-    from recipes.common import token_budget_batches
+    from hf_vanilla.training.batching import token_budget_batches
 
     lengths = [5, 30, 7, 12, 30, 2, 9, 16, 25, 3] * 10
     batches = token_budget_batches(lengths, max_tokens=64, seed=0)

@@ -7,13 +7,13 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from hf_vanilla import (
     VanillaTransformerForConditionalGeneration,
     VanillaTransformerForSequenceClassification,
     VanillaTransformerModel,
 )
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 
 def test_round_trip_without_missing_keys_or_pickles(tmp_path, seq2seq, batch):

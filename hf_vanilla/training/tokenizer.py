@@ -46,3 +46,4 @@ def train_bpe_tokenizer(
         clean_up_tokenization_spaces=False,
         **SPECIAL_TOKENS,
     )
+

@@ -1,0 +1,127 @@
+"""Translating with a saved model: decoding settings and the output-length rule (core install only).
+
+The paper decodes with beam 4 and length penalty 0.6 and lets each output reach its input length + 50 tokens
+(section 6.1). Those are the defaults wherever a folder's generation config does not say otherwise: here is their
+one home, used by the recipes, the CTranslate2 engine and the benchmarks alike.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+DEFAULT_NUM_BEAMS = 4
+DEFAULT_LENGTH_PENALTY = 0.6
+EXTRA_OUTPUT_TOKENS = 50  # an output may be this much longer than its input
+GENERATION_FILE = "generation_config.json"
+
+
+def output_length_limit(source_length: int, max_positions: int, extra: int = EXTRA_OUTPUT_TOKENS) -> int:
+    """The most tokens an output of a `source_length`-token input may have (without the decoder start token):
+    input length + 50, within the model's `max_positions` positions (one of which the start token takes)."""
+    return min(source_length + extra, max_positions - 1)
+
+
+def decoding_settings(folder) -> dict:
+    """`num_beams` and `length_penalty` from a folder's `generation_config.json`; the paper's (4, 0.6) for what it
+    does not set (a folder written by plain `save_pretrained` has no beam size). An unreadable file is an error
+    naming it, never a silent switch to other settings."""
+    settings = {"num_beams": DEFAULT_NUM_BEAMS, "length_penalty": DEFAULT_LENGTH_PENALTY}
+    path = Path(folder) / GENERATION_FILE
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON ({error}): restore the file, or delete it to decode with "
+                             f"beam {DEFAULT_NUM_BEAMS} and length penalty {DEFAULT_LENGTH_PENALTY}.") from error
+        if not isinstance(saved, dict):
+            raise ValueError(f"{path} holds {type(saved).__name__}, not a JSON object of generation settings.")
+        settings.update({key: saved[key] for key in settings if saved.get(key) is not None})
+    return settings
+
+
+def load_tokenizer(folder):
+    """AutoTokenizer from a saved folder, with a clear error when the folder is missing or holds no tokenizer."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"No tokenizer folder at {folder}: give a folder written by save_pretrained.")
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no tokenizer (no tokenizer.json): give the output folder of a "
+                                f"training run, or a folder written by tokenizer.save_pretrained.")
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def length_sorted_batches(texts, batch_size):
+    """Index lists of texts of similar length (less padding), each of at most `batch_size`; every index once."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def generation_kwargs(generation_config, num_beams=None, length_penalty=None) -> dict:
+    """Beam size and length penalty for `generate`: the arguments, else the generation config's, else the paper's.
+    A length penalty only for beam search (greedy decoding has no use for it, and transformers warns)."""
+    beams = num_beams or generation_config.num_beams or DEFAULT_NUM_BEAMS
+    if beams == 1:
+        return {"num_beams": 1}
+    if length_penalty is None:
+        length_penalty = generation_config.length_penalty
+    return {"num_beams": beams, "length_penalty": DEFAULT_LENGTH_PENALTY if length_penalty is None else length_penalty}
+
+
+@torch.no_grad()
+def translate(model, tokenizer, texts, batch_size=64, num_beams=None, length_penalty=None, max_source_length=None):
+    """Translations of `texts` in their order, generated in batches of similar length.
+
+    Each batch may output up to its input length + 50 tokens; `num_beams` and `length_penalty` default to the
+    model's generation config, and to the paper's where that does not set them."""
+    model.eval()
+    texts = list(texts)
+    outputs = [None] * len(texts)
+    for chunk in length_sorted_batches(texts, batch_size):
+        for i, text in zip(chunk, translate_batch(model, tokenizer, [texts[i] for i in chunk], num_beams,
+                                                  length_penalty, max_source_length)):
+            outputs[i] = text
+    return outputs
+
+
+@torch.no_grad()
+def translate_batch(model, tokenizer, texts, num_beams=None, length_penalty=None, max_source_length=None):
+    """One `generate` call over `texts` (a list of strings); the translations, stripped."""
+    limit = model.config.max_position_embeddings - 1
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,
+                      max_length=max_source_length or limit).to(model.device)
+    generated = model.generate(
+        **batch,
+        **generation_kwargs(model.generation_config, num_beams, length_penalty),
+        max_length=output_length_limit(batch["input_ids"].shape[1], model.config.max_position_embeddings) + 1,
+    )
+    return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+
+
+def read_lines(stream, batch_size, tokenizer=None, max_tokens=None):
+    """Batches of (line number, text) from a binary stream, read lazily, with each batch's problems.
+
+    Yields (batch, problems): `batch` holds up to `batch_size` non-blank lines, decoded as UTF-8 and stripped;
+    `problems` lists (line number, message) for the lines since the last batch that are not UTF-8 (left out of the
+    batch) or, with a tokenizer, longer than `max_tokens` tokens (kept, and translated truncated)."""
+    batch, problems = [], []
+    for number, raw in enumerate(stream, 1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            problems.append((number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}): "
+                                     f"skipped; save the input as UTF-8"))
+            continue
+        if not text:
+            continue
+        if tokenizer is not None and max_tokens:
+            length = len(tokenizer(text)["input_ids"])
+            if length > max_tokens:
+                problems.append((number, f"{length} tokens, truncated to the model's {max_tokens}"))
+        batch.append((number, text))
+        if len(batch) == batch_size:
+            yield batch, problems
+            batch, problems = [], []
+    if batch or problems:
+        yield batch, problems

@@ -1,0 +1,117 @@
+"""What a saved folder must hold before transformers reads it: the loading policy of the model classes.
+
+`VanillaTransformerPreTrainedModel.from_pretrained` calls `check_before_loading`: weights come from safetensors only
+(unpickling a `.bin` can run code), and a damaged folder is refused with a message naming the file, instead of
+loading garbage or falling back to other settings. Standard library only; `save_pretrained` copies this file with
+the modeling code (it is imported relatively), so `trust_remote_code` loading applies the same checks.
+"""
+
+import json
+import os
+import struct
+
+# safetensors dtype codes of floating-point tensors: every weight of this model is one
+_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def check_before_loading(pretrained_model_name_or_path, kwargs):
+    """Check `from_pretrained`'s folder and arguments, and make it load safetensors only (updates `kwargs`)."""
+    if kwargs.get("use_safetensors") is False:
+        raise ValueError("use_safetensors=False is not supported: hf_vanilla loads safetensors weights only, "
+                         "because unpickling a .bin file can run code.")
+    kwargs["use_safetensors"] = True
+    if pretrained_model_name_or_path is not None:
+        config = kwargs.get("config")
+        check_model_folder(pretrained_model_name_or_path, need_config=config is None or isinstance(config, str))
+
+
+def safetensors_problem(path):
+    """Why a safetensors file cannot be intact, or None when it looks whole: not safetensors at all, truncated, or a
+    tensor stored as something other than floating point (a changed dtype would load as garbage values).
+
+    The format is an 8-byte header length, a JSON header giving each tensor's dtype and byte range, then the data."""
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as handle:
+            (header_length,) = struct.unpack("<Q", handle.read(8))
+            if header_length > size:
+                raise ValueError
+            header = json.loads(handle.read(header_length))
+        tensors = {name: entry for name, entry in header.items() if name != "__metadata__"}
+        data_end = max((entry["data_offsets"][1] for entry in tensors.values()), default=0)
+        dtypes = {name: entry["dtype"] for name, entry in tensors.items()}
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return f"{path} is not a readable safetensors file (damaged header, {size} bytes)"
+    if size != 8 + header_length + data_end:
+        return f"{path} is truncated or damaged: {size} bytes where its header describes {8 + header_length + data_end}"
+    for name, dtype in sorted(dtypes.items()):
+        if dtype not in _FLOAT_DTYPES:
+            return (f"{path} stores the tensor {name!r} as {dtype}, but every weight of this model is floating point "
+                    f"({', '.join(sorted(_FLOAT_DTYPES))}): the file was damaged or written by other code")
+    return None
+
+
+def _looks_local(path):
+    parent = os.path.dirname(path.rstrip("/"))
+    return os.path.isabs(path) or path.startswith((".", "~")) or bool(parent and os.path.isdir(parent))
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the folder is damaged; save the model again or "
+                         f"restore the file.") from error
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror}): {what}.") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object: the folder is damaged.")
+    return data
+
+
+def check_model_folder(path, model_type="vanilla_transformer", need_config=True):
+    """Raise a clear error unless `path` is a saved model folder that transformers can load safely.
+
+    Checks that the folder exists; that config.json (and generation_config.json, when present) is readable JSON, of
+    `model_type` when given; and that the weights are whole floating-point safetensors files. Pickle weights
+    (`pytorch_model.bin`) are refused. A path that does not look local (a hub id such as "org/name") is left to
+    transformers.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        if _looks_local(path):
+            raise FileNotFoundError(f"No model folder at {path}: give a folder written by save_pretrained (the output "
+                                    f"folder of a training run).")
+        return
+    config_file = os.path.join(path, "config.json")
+    if need_config:
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"{path} has no config.json, so it is not a saved model folder: give a folder "
+                                    f"written by save_pretrained.")
+        config = _read_json(config_file, "restore it from a copy")
+        if model_type and config.get("model_type") != model_type:
+            raise ValueError(f"{config_file} describes a {config.get('model_type')!r} model, not a {model_type!r} one: "
+                             f"load it with its own class or AutoModel, or give a {model_type} folder.")
+    generation_file = os.path.join(path, "generation_config.json")
+    if os.path.exists(generation_file):  # decoding settings: unreadable must not mean "greedy, silently"
+        _read_json(generation_file, "fix its permissions, or delete it to decode with the default settings")
+    for name in _weight_files(path):
+        weights = os.path.join(path, name)
+        if not os.path.isfile(weights):
+            pickled = sorted(f for f in os.listdir(path) if f.endswith(_PICKLE_SUFFIXES))
+            raise FileNotFoundError(
+                f"{path} has no {name}" + (f", only pickle weights ({', '.join(pickled)}), which hf_vanilla "
+                                           "does not load because unpickling can run code; convert them with "
+                                           "safetensors in a trusted environment" if pickled else "") + ".")
+        problem = safetensors_problem(weights)
+        if problem:
+            raise ValueError(problem + ": save the model again or use an intact copy.")
+
+
+def _weight_files(path):
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        return sorted(set(_read_json(index, "restore it from a copy")["weight_map"].values()))
+    return ["model.safetensors"]

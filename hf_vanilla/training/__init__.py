@@ -1,0 +1,14 @@
+"""The training side of hf_vanilla (the `[train]` extra): everything between a corpus and a saved model.
+
+    corpora/      built-in corpora from registry packages, and the user's own files -> DatasetDicts
+    tokenizer     the shared byte-level BPE vocabulary
+    arguments     the command-line arguments the recipes share (HfArgumentParser dataclasses)
+    policies      what every recipe does the same way: one run per output folder, stop on Ctrl-C/SIGTERM with a
+                  checkpoint, stop on a NaN loss, the paper's peak learning rate
+    trainer       Trainer's side of those policies (atomic checkpoints, resumable batch order, token budgets)
+    translation   tokenising pairs, evaluating BLEU, choosing last vs averaged checkpoints, writing the final folder
+    checkpoints   finding and averaging checkpoints
+    metrics, plots, cards   sacreBLEU/chrF/accuracy/F1, training curves and heatmaps, model cards
+
+Nothing in the model package (configuration, modeling, loading) imports from here.
+"""

@@ -1,0 +1,59 @@
+"""Model cards (`README.md` of a saved folder) with the Hub's YAML metadata, results files and the command line."""
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCardData
+
+LICENSE = "apache-2.0"  # the licence of this project's code, which a saved folder carries
+
+
+def command_line():
+    """The exact command that ran, for the model card."""
+    module = Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
+    module = module[module.index("recipes.") :] if "recipes." in module else module
+    return "python -m " + " ".join([module] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def card_metadata(model_name, task_type, dataset, dataset_name, scores, languages=None, tags=()):
+    """The Hub's metadata block: `scores` is a list of (split, metric, value), each one `model-index` result.
+
+    `task_type` is a Hub task ("translation", "text-classification"); `dataset` the corpus or file the model was
+    trained on, `dataset_name` how the card names it (with the pair, for translation)."""
+    metrics = sorted({metric for _, metric, _ in scores})
+    return ModelCardData(
+        model_name=model_name,
+        language=list(languages) if languages else None,
+        license=LICENSE,
+        library_name="transformers",
+        tags=["hf_vanilla", "vanilla-transformer", task_type, *tags],
+        datasets=[dataset],
+        metrics=metrics,
+        eval_results=[
+            EvalResult(task_type=task_type, dataset_type=dataset, dataset_name=dataset_name, dataset_split=split,
+                       metric_type=metric, metric_value=round(float(value), 4))
+            for split, metric, value in scores
+        ],
+    )
+
+
+def write_model_card(output_dir, title, sections, metadata=None):
+    """`README.md` of a saved model folder: the metadata block (a `ModelCardData`), a title and (heading, markdown)
+    sections."""
+    lines = ["---", metadata.to_yaml(), "---", ""] if metadata is not None else []
+    lines += [f"# {title}", ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", body.strip(), ""]
+    (Path(output_dir) / "README.md").write_text("\n".join(lines))

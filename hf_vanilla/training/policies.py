@@ -1,0 +1,131 @@
+"""What every training recipe does the same way, written once.
+
+- One run per output folder: `OutputFolderLock` (released by the operating system when the process ends, so a
+  crashed run never leaves it stuck) and `check_output_dir` (a non-empty folder needs overwrite or resume), checked
+  before the lock is taken (nothing is created for a refused run) and again under it.
+- Ctrl-C or SIGTERM: `StopRequest` records it; the recipe finishes the step, saves a checkpoint and stops.
+- A NaN or infinite loss stops training before the optimiser applies it: `check_finite_loss`.
+- The paper's peak learning rate: `paper_peak_learning_rate`.
+(Atomic folder writes live in `hf_vanilla.files`; the "+50 output tokens" rule in `hf_vanilla.inference`.)
+"""
+
+import fcntl
+import os
+import signal
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from .checkpoints import list_checkpoints
+
+def paper_peak_learning_rate(d_model: int, warmup_steps: int = 4000) -> float:
+    """lr = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) peaks at d_model^-0.5 * warmup^-0.5 (section 5.3).
+
+    The recipes keep the paper's peak (warm-up 4000) even when they warm up faster on small data."""
+    return d_model**-0.5 * warmup_steps**-0.5
+
+
+class OutputFolderError(ValueError):
+    """The output folder is in use by another run, or holds results that this run would overwrite."""
+
+
+class OutputFolderLock:
+    """An exclusive lock on an output folder for the life of this process (`fcntl.flock` on the folder itself, so
+    nothing is written into it).
+
+    A second run on the same folder fails at once; the operating system drops the lock when its holder exits, even
+    when killed, so a crashed run never leaves the folder locked. A folder the lock had to create is removed again
+    on release if the run left it empty."""
+
+    def __init__(self, output_dir):
+        self.path = Path(output_dir)
+        self.created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise OutputFolderError(
+                f"The output folder {output_dir} is in use by another run: two runs in one folder would overwrite "
+                f"each other's checkpoints and model. Wait for it to finish, or choose another folder."
+            ) from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def release(self):
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
+def check_output_dir(output_dir, overwrite, resuming):
+    """Refuse to write into a non-empty output folder unless asked to overwrite it or to resume from it."""
+    path = Path(output_dir)
+    if path.is_dir() and any(path.iterdir()) and not overwrite and not resuming:
+        raise OutputFolderError(
+            f"The output folder {output_dir} exists and is not empty: pass --overwrite_output_dir to replace its "
+            f"contents, --resume_from_checkpoint to continue its run, or choose another --output_dir."
+        )
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step, with a checkpoint; a second Ctrl-C
+    stops at once. Install it before any expensive work, read `requested` at each step end."""
+
+    def __init__(self):
+        self.requested = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request)
+
+    def _request(self, signum, frame):
+        if self.requested:  # the second time: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the step that produced it was not applied."""
+
+
+def check_finite_loss(loss: torch.Tensor, step: int, output_dir) -> None:
+    """Raise `NonFiniteLossError` (naming the last good checkpoint) unless every element of `loss` is finite.
+
+    Call it before the optimiser step that would spread a NaN into the weights. It reads the loss on the host."""
+    if torch.isfinite(loss).all():
+        return
+    checkpoints = list_checkpoints(output_dir)
+    last = (f"the last good checkpoint is {checkpoints[-1]}; resume from it with --resume_from_checkpoint "
+            f"{checkpoints[-1]} after the change" if checkpoints else "no checkpoint had been saved yet")
+    value = loss.item() if loss.numel() == 1 else loss.tolist()
+    raise NonFiniteLossError(
+        f"The training loss is {value} at step {step}: training stopped before this step changed the weights, and no "
+        f"checkpoint was written from it; {last}. Lower the learning rate (--learning_rate) or look for broken "
+        f"examples in the data."
+    )
+
+
+def claim_output_dir(output_dir, overwrite, resuming, main_process=True):
+    """The output folder for this run, checked (`check_output_dir`) and locked (`OutputFolderLock`) on the main
+    process: a context manager holding the lock. Checked before locking, so a refused run creates nothing, and
+    again once locked, so two runs that start together cannot both pass. Raises OutputFolderError."""
+    if not main_process:
+        return nullcontext()
+    check_output_dir(output_dir, overwrite, resuming)
+    lock = OutputFolderLock(output_dir)
+    try:
+        check_output_dir(output_dir, overwrite, resuming)
+    except OutputFolderError:
+        lock.release()
+        raise
+    return lock

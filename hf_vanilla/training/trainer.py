@@ -1,0 +1,110 @@
+"""Trainer's side of the training policies (policies.py): subclasses list `ReliableTrainerMixin` before the Trainer.
+
+- Checkpoints are written aside, in `.checkpoint-N.partial`, and renamed into place once complete: Trainer writes
+  `checkpoint-N` in place, so a crash mid-save would leave a half-written folder that resuming picks up.
+- A NaN or infinite loss stops training before the optimiser applies it, naming the last good checkpoint.
+- Length-grouped batches are shuffled by (seed, epoch), so a resumed run sees the same batches as one left alone;
+  with `max_tokens` in the training arguments, batches hold a budget of padded tokens instead (the paper's way).
+- Ctrl-C or SIGTERM finishes the step, saves a checkpoint and stops (`SaveOnInterrupt`).
+"""
+
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from hf_vanilla.files import replace_folder
+
+from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
+from .policies import StopRequest, check_finite_loss
+
+
+class SaveOnInterrupt(TrainerCallback):
+    """Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and stops, so the run can be resumed."""
+
+    def __init__(self):
+        self.stop = StopRequest()
+
+    @property
+    def interrupted(self):
+        return self.stop.requested
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stop.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class ReliableTrainerMixin:
+    """Atomic checkpoints, a stop on a NaN loss, resumable batch orders and token-budget batches (module docstring)."""
+
+    _staging_dir = None
+
+    def _data_seed(self):
+        return self.args.data_seed if self.args.data_seed is not None else self.args.seed
+
+    def _get_train_sampler(self, *args, **kwargs):
+        sampler = super()._get_train_sampler(*args, **kwargs)
+        if type(sampler) is LengthGroupedSampler and sampler.generator is None:
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, self._data_seed())
+        return sampler
+
+    def get_train_dataloader(self):
+        max_tokens = getattr(self.args, "max_tokens", None)
+        if not max_tokens:
+            return super().get_train_dataloader()
+        lengths = padded_sizes(self.train_dataset)
+        dataset = self.train_dataset.remove_columns([c for c in self.train_dataset.column_names
+                                                     if c not in ("input_ids", "attention_mask", "labels")])
+        loader = DataLoader(dataset, batch_sampler=TokenBudgetBatchSampler(lengths, max_tokens, self._data_seed()),
+                            collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
+                            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
+        return self.accelerator.prepare(loader)
+
+    def _get_output_dir(self, trial):
+        return self._staging_dir or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging, final = run_dir / f".{name}.partial", run_dir / name
+        if self.args.should_save and staging.exists():
+            shutil.rmtree(staging)  # left by a run that crashed while saving
+        self.accelerator.wait_for_everyone()
+        self._staging_dir = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)  # writes <staging>/checkpoint-N; every process adds its files
+        except BaseException:
+            if self.args.should_save:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            if self.state.best_model_checkpoint == str(staging / name):  # Trainer recorded the staging path
+                self.state.best_model_checkpoint = str(final)
+                self.state.save_to_json(str(staging / name / "trainer_state.json"))
+            replace_folder(staging / name, final)
+            staging.rmdir()
+            self._rotate(run_dir)
+        self.accelerator.wait_for_everyone()
+
+    def _rotate(self, run_dir):
+        """Trainer's own rotation (keep save_total_limit, and the best), now that the new checkpoint is in place."""
+        if hasattr(self, "_rotate_checkpoints"):  # transformers 5.0 to 5.1x: a Trainer method
+            self._rotate_checkpoints(use_mtime=True, output_dir=str(run_dir))
+        else:  # later 5.x: a function
+            from transformers.trainer_utils import rotate_checkpoints
+
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def training_step(self, *args, **kwargs):
+        loss = super().training_step(*args, **kwargs)
+        check_finite_loss(loss, self.state.global_step + 1, self.args.output_dir)  # before the optimiser step
+        return loss

@@ -1,0 +1,179 @@
+"""The translation task's training steps that both recipes share: tokenising pairs, the paper's decoding settings,
+BLEU evaluation, and the end of a run (last model vs averaged checkpoints, then the output folder and its card)."""
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, output_length_limit, translate
+
+from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from .checkpoints import average_checkpoints, list_checkpoints
+from .corpora import corpus_meta
+from .metrics import translation_scores
+from .plots import plot_training_curves
+from .tokenizer import train_bpe_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+def run_tokenizer(model_args, texts=None, output_dir=None):
+    """The tokenizer a run uses: the one named (or the start model's), else a joint BPE trained on `texts` (source
+    and target together, one vocabulary) and saved in `output_dir`."""
+    from hf_vanilla.inference import load_tokenizer
+
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    if name:
+        return load_tokenizer(name)
+    print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
+    if output_dir:
+        tokenizer.save_pretrained(output_dir)
+    return tokenizer
+
+
+def translation_features(tokenizer, max_source_length, max_target_length):
+    """A batched `map` function: source -> input_ids/attention_mask, target -> labels, plus lengths for batching."""
+
+    def tokenize(rows):
+        features = tokenizer(rows["source"], max_length=max_source_length, truncation=True)
+        targets = tokenizer(text_target=rows["target"], max_length=max_target_length, truncation=True)
+        features["labels"] = targets["input_ids"]
+        features["length"] = [len(s) + len(t) for s, t in zip(features["input_ids"], features["labels"])]
+        return features
+
+    return tokenize
+
+
+def paper_generation_settings(model, num_beams, length_penalty, longest_source):
+    """The saved model's decoding: beam `num_beams` with `length_penalty` (the paper: 4 and 0.6), and for plain
+    `model.generate` calls the "input length + 50" limit of the longest training source.
+
+    Greedy decoding (`num_beams` 1) gets no beam settings: transformers refuses to save a generation config that
+    has them without beams, and every checkpoint save would fail. The config is validated here, before training."""
+    generation_config = model.generation_config
+    generation_config.num_beams = num_beams
+    generation_config.length_penalty = length_penalty if num_beams > 1 else None
+    generation_config.early_stopping = True if num_beams > 1 else None
+    # max_length counts the decoder start token
+    generation_config.max_length = output_length_limit(longest_source, model.config.max_position_embeddings) + 1
+    try:
+        generation_config.validate(strict=True)
+    except TypeError:  # transformers 5.0 has no `strict`
+        generation_config.validate()
+    return generation_config
+
+
+def evaluate_translation(model, tokenizer, dataset, batch_size=64, num_beams=None, max_source_length=None):
+    """BLEU and chrF (with sacreBLEU signatures) of the model's translations of `dataset`'s sources."""
+    predictions = translate(model, tokenizer, dataset["source"], batch_size, num_beams,
+                            max_source_length=max_source_length)
+    return {**translation_scores(predictions, list(dataset["target"])), "predictions": predictions}
+
+
+@dataclass
+class TranslationRun:
+    """What the end of a translation run needs to know about it."""
+
+    tokenizer: object
+    raw: object  # the DatasetDict: validation picks the final model, test is reported
+    data_args: object
+    model_args: object
+    args: object  # TranslationArguments
+    output_dir: str
+    log_history: list
+    eval_batch_size: int
+    training: str  # one sentence on how the model was trained, for the card
+
+
+def finish_translation_run(model, run: TranslationRun):
+    """Compare the last model with the average of the last N checkpoints, keep the better on validation BLEU, and
+    write the output folder: model, tokenizer, generation config, model card, training curves, results."""
+    model = model.eval()
+    candidates = _candidate_weights(model, run.output_dir, run.args.average_last_n)
+    results = {}
+    for name, weights in candidates.items():
+        _load_weights(model, weights)
+        results[name] = {
+            split: evaluate_translation(model, run.tokenizer, run.raw[split], run.eval_batch_size, run.args.num_beams,
+                                        run.model_args.max_source_length)
+            for split in ("validation", "test")
+        }
+        logger.info("%s: validation BLEU %.2f, test BLEU %.2f", name, results[name]["validation"]["bleu"],
+                    results[name]["test"]["bleu"])
+    chosen = max(results, key=lambda name: results[name]["validation"]["bleu"])
+    _load_weights(model, candidates[chosen])
+
+    model.config.use_cache = True
+    model.save_pretrained(run.output_dir)
+    run.tokenizer.save_pretrained(run.output_dir)
+    plot_training_curves(run.log_history, Path(run.output_dir) / "training_curves.png")
+    summary = {name: {split: {k: v for k, v in scores.items() if k != "predictions"}
+                      for split, scores in splits.items()} for name, splits in results.items()}
+    write_json(Path(run.output_dir) / "results.json", {"chosen": chosen, "results": summary})
+    write_translation_card(model, run, summary, chosen)
+    test = results[chosen]["test"]
+    print(f"\ntest BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f} ({chosen} model, beam {run.args.num_beams})\n"
+          f"  {test['bleu_signature']}\nmodel saved in {run.output_dir}")
+    return results[chosen]
+
+
+def _candidate_weights(model, output_dir, average_last_n):
+    candidates = {"last": {name: t.detach().clone() for name, t in model.state_dict().items()}}
+    checkpoints = list_checkpoints(output_dir)[-average_last_n:]
+    if average_last_n > 1 and len(checkpoints) > 1:
+        candidates[f"average of last {len(checkpoints)}"] = average_checkpoints(checkpoints)
+    return candidates
+
+
+def _load_weights(model, weights):
+    model.load_state_dict(weights, strict=False)  # tied copies are absent from the files: one matrix
+    model.tie_weights()
+
+
+def _model_description(model):
+    config = model.config
+    return (f"`{type(model).__name__}`: d_model {config.d_model}, "
+            f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "
+            f"ffn {getattr(config, 'ffn_dim', None) or config.encoder_ffn_dim}, "
+            f"{'pre' if getattr(config, 'norm_first', False) else 'post'}-LN, shared vocabulary of "
+            f"{config.vocab_size} byte-level BPE tokens, {model.num_parameters() / 1e6:.1f}M parameters.")
+
+
+def write_translation_card(model, run, summary, chosen):
+    data_args, output_dir = run.data_args, run.output_dir
+    meta = corpus_meta(data_args.corpus, data_args.pair, data_args.cache_dir) if data_args.corpus else None
+    pair = data_args.pair or (f"{data_args.source_lang}-{data_args.target_lang}" if data_args.source_lang else None)
+    source, target = (pair or "source-target").split("-")
+    rows = [[model_name + (" (saved)" if model_name == chosen else ""), split, f"{scores['bleu']:.2f}",
+             f"{scores['chrf']:.2f}", len(run.raw[split])]
+            for model_name, splits in summary.items() for split, scores in splits.items()]
+    data = f"`{data_args.name}`{' ' + pair if pair else ''}: " + ", ".join(
+        f"{split} {len(rows_)} pairs" for split, rows_ in run.raw.items())
+    if meta:
+        data += f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."
+    generation = model.generation_config
+    metadata = card_metadata(
+        Path(output_dir).name, "translation", str(data_args.name), f"{data_args.name} {pair or ''}".strip(),
+        [(split, metric, summary[chosen][split][metric]) for split in ("validation", "test")
+         for metric in ("bleu", "chrf")],
+        languages=[source, target] if pair else None,
+    )
+    write_model_card(output_dir, f"Vanilla Transformer, {source} -> {target} ({data_args.name})", [
+        ("Model", _model_description(model)),
+        ("Data", data),
+        ("Training", run.training),
+        ("Results", markdown_table(["model", "split", "BLEU", "chrF", "sentences"], rows)
+         + f"\n\nBeam {generation.num_beams}, length penalty {generation.length_penalty}"
+         + f", output up to input length + {EXTRA_OUTPUT_TOKENS} tokens.\n\nsacreBLEU signatures: BLEU "
+         + f"`{summary[chosen]['test']['bleu_signature']}`, chrF `{summary[chosen]['test']['chrf_signature']}`"),
+        ("Reproduce", f"```\n{command_line()}\n```"),
+        ("Use", "```python\nimport hf_vanilla  # or trust_remote_code=True without the package\n"
+                "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+                f"model = AutoModelForSeq2SeqLM.from_pretrained({str(output_dir)!r})\n"
+                f"tokenizer = AutoTokenizer.from_pretrained({str(output_dir)!r})\n"
+                "batch = tokenizer([\"Select the cells.\"], return_tensors=\"pt\")\n"
+                "print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))\n```\n\n"
+                f"or `python -m recipes.translate --model {output_dir}`."),
+    ], metadata=metadata)
