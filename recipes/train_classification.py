@@ -33,9 +33,14 @@ from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_a
 from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from hf_vanilla.training.corpora import CorpusError, corpus_meta
 from hf_vanilla.training.metrics import classification_scores
-from hf_vanilla.training.policies import NonFiniteLossError, OutputFolderError, claim_output_dir
+from hf_vanilla.training.policies import (
+    NonFiniteLossError,
+    OutputFolderError,
+    claim_output_dir,
+    record_or_check_run,
+)
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt
-from hf_vanilla.training.translation import run_tokenizer
+from hf_vanilla.training.translation import run_settings, run_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ def load_checked_data(data_args, args, training_args):
         return report(error)
 
 
-def load_model(model_args, args, raw, output_dir):
+def load_model(model_args, args, raw, output_dir, resuming):
     """The classifier and its tokenizer: from --init_from's encoder, or a fresh preset with a BPE trained on train."""
     label_names = raw["train"].features["label"].names
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
@@ -124,7 +129,7 @@ def load_model(model_args, args, raw, output_dir):
             **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),
         )
     else:
-        tokenizer = run_tokenizer(model_args, list(raw["train"]["text"]), output_dir)
+        tokenizer = run_tokenizer(model_args, list(raw["train"]["text"]), output_dir, resuming)
         config = model_args.config(tokenizer, classifier_pooling=args.classifier_pooling, **labels)
         model = VanillaTransformerForSequenceClassification(config)
     model.config.problem_type = "single_label_classification"
@@ -135,10 +140,16 @@ def train(model_args, data_args, args, training_args):
     raw = load_checked_data(data_args, args, training_args)
     if isinstance(raw, int):
         return raw
+    resuming = bool(training_args.resume_from_checkpoint)
+    try:  # a resumed run must train on what its checkpoint was trained on
+        settings = {**run_settings(model_args, data_args, raw, ["text", "label"]), "init_from": args.init_from}
+        if training_args.process_index == 0:
+            record_or_check_run(training_args.output_dir, settings, resuming)
+    except OutputFolderError as error:
+        return report(error, "resume_from_checkpoint")
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
-    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_model(model_args, args, raw, training_args.output_dir)
+    model, tokenizer = load_model(model_args, args, raw, training_args.output_dir, resuming)
     tokenized = raw.map(lambda rows: tokenizer(rows["text"], max_length=model_args.max_source_length,
                                                truncation=True),
                         batched=True, remove_columns=["text"], desc="tokenizing")

@@ -44,12 +44,14 @@ from hf_vanilla.training.policies import (
     OutputFolderError,
     claim_output_dir,
     paper_peak_learning_rate,
+    record_or_check_run,
 )
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
     paper_generation_settings,
+    run_settings,
     run_tokenizer,
     translation_features,
 )
@@ -157,7 +159,14 @@ def train(model_args, data_args, args, training_args):
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
     output_dir = training_args.output_dir
-    tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir)
+    resuming = bool(training_args.resume_from_checkpoint)
+    try:  # a resumed run must train on what its checkpoint was trained on
+        if training_args.process_index == 0:
+            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming)
+    except OutputFolderError as error:
+        return report(error, "resume_from_checkpoint")
+    tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir,
+                              resuming)
     tokenized = raw.map(translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length),
                         batched=True, remove_columns=raw["train"].column_names, desc="tokenizing")
     model = load_model(model_args, tokenizer)

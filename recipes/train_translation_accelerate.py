@@ -44,11 +44,13 @@ from hf_vanilla.training.policies import (
     check_finite_loss,
     claim_output_dir,
     paper_peak_learning_rate,
+    record_or_check_run,
 )
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
     paper_generation_settings,
+    run_settings,
     run_tokenizer,
     translation_features,
 )
@@ -165,10 +167,15 @@ def build(model_args, data_args, args, loop_args, accelerator):
                                  args.max_predict_samples)
         except (CorpusError, ValueError, FileNotFoundError) as error:
             raise SystemExit(report(error)) from None
+        resuming = bool(loop_args.resume_from_checkpoint)
         if accelerator.is_main_process:
-            output_dir.mkdir(parents=True, exist_ok=True)
+            try:  # a resumed run must train on what its checkpoint was trained on
+                record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]),
+                                    resuming)
+            except OutputFolderError as error:
+                raise SystemExit(report(error, "resume_from_checkpoint")) from None
             tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
-                                      output_dir)
+                                      output_dir, resuming)
         else:
             model_args.tokenizer_name = model_args.tokenizer_name or model_args.model_name_or_path or str(output_dir)
             tokenizer = run_tokenizer(model_args)

@@ -10,6 +10,8 @@
 """
 
 import fcntl
+import hashlib
+import json
 import os
 import signal
 import sys
@@ -129,3 +131,36 @@ def claim_output_dir(output_dir, overwrite, resuming, main_process=True):
         lock.release()
         raise
     return lock
+
+
+RUN_FILE = "run_settings.json"
+
+
+def data_fingerprint(dataset, columns):
+    """sha256 over the given columns of every row, in order: two runs trained on the same data share it."""
+    digest = hashlib.sha256()
+    for column in columns:
+        for value in dataset[column]:
+            digest.update(str(value).encode("utf-8"))
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def record_or_check_run(output_dir, settings, resuming):
+    """A fresh run records `settings` (data fingerprint, model and tokenizer arguments) in the output folder; a
+    resumed run must match them, since its checkpoint's weights and vocabulary only mean something with them.
+    Raises OutputFolderError naming each difference."""
+    path = Path(output_dir) / RUN_FILE
+    if not resuming or not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        return
+    recorded = json.loads(path.read_text())
+    differences = [f"{key}: {recorded.get(key)!r} in the checkpoint's run, {settings.get(key)!r} now"
+                   for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
+    if differences:
+        raise OutputFolderError(
+            f"--resume_from_checkpoint continues the run recorded in {path}, but this command differs from it: "
+            + "; ".join(differences) + ". Resume with the same data and model arguments, or start a new run in "
+            "another --output_dir."
+        )

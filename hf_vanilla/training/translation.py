@@ -6,31 +6,44 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, output_length_limit, translate
+from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, output_length_limit, translate
 
 from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from .checkpoints import average_checkpoints, list_checkpoints
 from .corpora import corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
+from .policies import data_fingerprint
 from .tokenizer import train_bpe_tokenizer
 
 logger = logging.getLogger(__name__)
 
 
-def run_tokenizer(model_args, texts=None, output_dir=None):
-    """The tokenizer a run uses: the one named (or the start model's), else a joint BPE trained on `texts` (source
-    and target together, one vocabulary) and saved in `output_dir`."""
-    from hf_vanilla.inference import load_tokenizer
-
+def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False):
+    """The tokenizer a run uses: the one named (or the start model's); when resuming, the one the run saved in
+    `output_dir` (a new BPE would give the ids other meanings); else a joint BPE trained on `texts` (source and
+    target together, one vocabulary) and saved in `output_dir`."""
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if name:
         return load_tokenizer(name)
+    if resuming and output_dir and (Path(output_dir) / "tokenizer.json").is_file():
+        return load_tokenizer(output_dir)
     print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
     if output_dir:
         tokenizer.save_pretrained(output_dir)
     return tokenizer
+
+
+def run_settings(model_args, data_args, raw, columns):
+    """What a resumed run must share with the run it continues (`policies.record_or_check_run`)."""
+    return {
+        "data": str(data_args.name), "pair": data_args.pair, "train_rows": len(raw["train"]),
+        "train_sha256": data_fingerprint(raw["train"], columns), "preset": model_args.preset,
+        "model_name_or_path": model_args.model_name_or_path, "tokenizer_name": model_args.tokenizer_name,
+        "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first,
+        "max_source_length": model_args.max_source_length, "max_target_length": model_args.max_target_length,
+    }
 
 
 def translation_features(tokenizer, max_source_length, max_target_length):
