@@ -54,6 +54,13 @@ def saved_model(folder, damage=None):
     VanillaTransformerForConditionalGeneration.from_pretrained(path)
 
 
+def retype_first_weight(path):
+    """Change the first tensor's dtype in the safetensors header (same length: the file stays well-formed)."""
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data.replace(b'"dtype":"F32"', b'"dtype":"I32"', 1))
+
+
 def truncate_weights(path):
     weights = path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -180,6 +187,17 @@ CATALOGUE = [
     ("folder-config-not-json", "config.json that is not JSON",
      lambda f: saved_model(f, lambda p: (p / "config.json").write_text("{oops")),
      ValueError, r"config.json is not valid JSON"),
+    ("folder-weight-dtype", "a weight's dtype changed from F32 to I32 in the header",
+     lambda f: saved_model(f, retype_first_weight),
+     ValueError, r"model.safetensors stores the tensor '.*' as I32, but every weight of this model is floating point"),
+    ("folder-generation-config-not-json", "generation_config.json that is not JSON",
+     lambda f: saved_model(f, lambda p: (p / "generation_config.json").write_text("{oops")),
+     ValueError, r"generation_config.json is not valid JSON"),
+    ("data-translation-lang", "HF translation format, a language it does not have",
+     lambda f: load_user_data("translation", train_file=str(_write(f / "t.jsonl", '{"translation": {"en": "a", '
+                                                                               '"fr": "b"}}\n')),
+                              source_lang="en", target_lang="de"),
+     ValueError, r"translation format with the languages en, fr: give target_lang as one of them \(not 'de'\)"),
     ("folder-no-config", "weights without config.json",
      lambda f: saved_model(f, lambda p: (p / "config.json").unlink()),
      FileNotFoundError, r"has no config.json, so it is not a saved model folder"),
@@ -261,7 +279,9 @@ def test_safetensors_check_reads_only_the_header(tmp_path):
 if __name__ == "__main__":  # print the catalogue as it stands, for docs/errors.md
     import tempfile
 
-    print("| id | bad input | exception | message |\n|---|---|---|---|")
+    sys.path.insert(0, str(DOC.parents[1]))  # the recipes run from the repository root
+
+    print("| id | bad input | error | message |\n|---|---|---|---|")
     for name, what, trigger, exception, _ in CATALOGUE:
         folder = Path(tempfile.mkdtemp())
         (folder / "pairs.csv").write_text("source,target\n" + "".join(f"a{i},b{i}\n" for i in range(20)))
@@ -269,7 +289,9 @@ if __name__ == "__main__":  # print the catalogue as it stands, for docs/errors.
             trigger(folder)
             got = "NO ERROR"
         except Exception as error:  # noqa: BLE001 - printing whatever it is
-            got = f"{type(error).__name__} | {str(error).replace(str(folder), '…').replace('|', '/')}"
+            kind = ("exit 2" if exception is UsageError else exception.__name__) if isinstance(error, exception) \
+                else f"{type(error).__name__} (expected {exception.__name__})"
+            got = f"{kind} | {str(error).replace(str(folder), '…').replace('|', '/')}"
         finally:
             shutil.rmtree(folder)
         print(f"| `{name}` | {what} | {got} |")
