@@ -44,3 +44,16 @@ def replace_folder(source, target):
     if target.exists():
         shutil.rmtree(target)
     os.replace(source, target)  # the moment `target` appears, it is complete
+
+
+def publish_files(staging, target):
+    """Move every file of the complete folder `staging` into the folder `target`, one `os.replace` each (a file
+    appears whole or not at all; files of `target` not in `staging` stay), then remove `staging`."""
+    staging, target = Path(staging), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            destination = target / path.relative_to(staging)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
+    shutil.rmtree(staging)

@@ -254,3 +254,41 @@ def test_accelerate_checkpoints_hold_nothing_loaded_by_unpickling(tmp_path, tran
     assert not [name for name in files if name.startswith("custom_checkpoint")], files
     assert {"model.safetensors", "optimizer.bin", "scheduler.bin", "loop_state.json"} <= files
     assert json.loads((out / "checkpoint-2" / "loop_state.json").read_text())["step"] == 2
+
+
+# ---- a kill at each stage of a recipe: the same command (or a resume) then completes, nothing half-written ---------
+
+# each patch kills the process (os._exit, as SIGKILL would) when the recipe reaches that stage
+KILL_AT = {
+    "tokenizer-training": """
+        import os, tokenizers
+        _train = tokenizers.Tokenizer.train_from_iterator
+        def train_from_iterator(self, *args, **kwargs):
+            os._exit(137)
+        tokenizers.Tokenizer.train_from_iterator = train_from_iterator
+    """,
+    "final-evaluation": """
+        import os, hf_vanilla.training.translation as t
+        def evaluate_translation(*args, **kwargs):
+            os._exit(137)
+        t.evaluate_translation = evaluate_translation
+    """,
+    # the final model's safetensors file (after the checkpoints' 2) is half-written when the process dies
+    "final-save": CRASH_ON_SAVE.format(n=3),
+}
+
+
+@pytest.mark.parametrize("stage", KILL_AT)
+def test_a_kill_at_each_stage_then_the_same_command_completes(stage, tmp_path, translation_csv):
+    out = tmp_path / "run"
+    args = [*recipe_args(translation_csv, out, 10, 5), "--eval_strategy", "no"]
+    killed = run_module("recipes.train_translation", *args, env=fault_env(tmp_path, KILL_AT[stage]))
+    assert killed.returncode == 137, killed.stderr[-3000:]
+    assert not (out / "model.safetensors").exists()  # no final model, whole or half
+    checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
+    again = run_module("recipes.train_translation", *args,
+                       *(["--resume_from_checkpoint", checkpoint] if checkpoint else []))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "test BLEU" in again.stdout
+    assert not list(out.glob(".*partial*")), "a staging folder was left behind"
+    VanillaTransformerForConditionalGeneration.from_pretrained(out)  # whole, checked on loading

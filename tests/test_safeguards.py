@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForConditionalGeneration
-from hf_vanilla.training.corpora import Corpus, CORPORA, load_corpus, load_user_data
+from hf_vanilla.training.corpora import CORPORA, Corpus, load_corpus, load_user_data
 from hf_vanilla.training.tokenizer import train_bpe_tokenizer
 from hf_vanilla.training.translation import paper_generation_settings
 

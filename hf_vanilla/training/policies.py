@@ -22,6 +22,9 @@ import torch
 
 from .checkpoints import list_checkpoints
 
+RUN_FILE = "run_settings.json"
+
+
 def paper_peak_learning_rate(d_model: int, warmup_steps: int = 4000) -> float:
     """lr = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) peaks at d_model^-0.5 * warmup^-0.5 (section 5.3).
 
@@ -70,10 +73,18 @@ class OutputFolderLock:
             self.path.rmdir()
 
 
+# what a run writes before its first checkpoint: a folder holding only these (and hidden staging folders) is the
+# leftover of a run that was stopped before it saved anything, and the same command may start again in it
+_BEFORE_FIRST_CHECKPOINT = {RUN_FILE, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+
+
 def check_output_dir(output_dir, overwrite, resuming):
-    """Refuse to write into a non-empty output folder unless asked to overwrite it or to resume from it."""
+    """Refuse to write into an output folder that holds results (a checkpoint, a model, anything of the user's)
+    unless asked to overwrite it or to resume from it."""
     path = Path(output_dir)
-    if path.is_dir() and any(path.iterdir()) and not overwrite and not resuming:
+    results = [p for p in path.iterdir() if p.name not in _BEFORE_FIRST_CHECKPOINT and not p.name.startswith(".")
+               ] if path.is_dir() else []
+    if results and not overwrite and not resuming:
         raise OutputFolderError(
             f"The output folder {output_dir} exists and is not empty: pass --overwrite_output_dir to replace its "
             f"contents, --resume_from_checkpoint to continue its run, or choose another --output_dir."
@@ -131,9 +142,6 @@ def claim_output_dir(output_dir, overwrite, resuming, main_process=True):
         lock.release()
         raise
     return lock
-
-
-RUN_FILE = "run_settings.json"
 
 
 def data_fingerprint(dataset, columns):

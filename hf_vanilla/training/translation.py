@@ -2,10 +2,12 @@
 BLEU evaluation, and the end of a run (last model vs averaged checkpoints, then the output folder and its card)."""
 
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hf_vanilla.files import publish_files
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, output_length_limit, translate
 
 from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
@@ -119,13 +121,18 @@ def finish_translation_run(model, run: TranslationRun):
     _load_weights(model, candidates[chosen])
 
     model.config.use_cache = True
-    model.save_pretrained(run.output_dir)
-    run.tokenizer.save_pretrained(run.output_dir)
-    plot_training_curves(run.log_history, Path(run.output_dir) / "training_curves.png")
     summary = {name: {split: {k: v for k, v in scores.items() if k != "predictions"}
                       for split, scores in splits.items()} for name, splits in results.items()}
-    write_json(Path(run.output_dir) / "results.json", {"chosen": chosen, "results": summary})
-    write_translation_card(model, run, summary, chosen)
+    # written aside, then each file moved in whole: a kill mid-save leaves no half-written model in the folder
+    staging = Path(run.output_dir) / ".final.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save_pretrained(staging)
+    run.tokenizer.save_pretrained(staging)
+    plot_training_curves(run.log_history, staging / "training_curves.png")
+    write_json(staging / "results.json", {"chosen": chosen, "results": summary})
+    write_translation_card(model, run, summary, chosen, staging)
+    publish_files(staging, run.output_dir)
     test = results[chosen]["test"]
     print(f"\ntest BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f} ({chosen} model, beam {run.args.num_beams})\n"
           f"  {test['bleu_signature']}\nmodel saved in {run.output_dir}")
@@ -154,7 +161,8 @@ def _model_description(model):
             f"{config.vocab_size} byte-level BPE tokens, {model.num_parameters() / 1e6:.1f}M parameters.")
 
 
-def write_translation_card(model, run, summary, chosen):
+def write_translation_card(model, run, summary, chosen, folder):
+    """README.md in `folder`, describing the model that will live in `run.output_dir`."""
     data_args, output_dir = run.data_args, run.output_dir
     meta = corpus_meta(data_args.corpus, data_args.pair, data_args.cache_dir) if data_args.corpus else None
     pair = data_args.pair or (f"{data_args.source_lang}-{data_args.target_lang}" if data_args.source_lang else None)
@@ -173,7 +181,7 @@ def write_translation_card(model, run, summary, chosen):
          for metric in ("bleu", "chrf")],
         languages=[source, target] if pair else None,
     )
-    write_model_card(output_dir, f"Vanilla Transformer, {source} -> {target} ({data_args.name})", [
+    write_model_card(folder, f"Vanilla Transformer, {source} -> {target} ({data_args.name})", [
         ("Model", _model_description(model)),
         ("Data", data),
         ("Training", run.training),
