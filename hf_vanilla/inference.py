@@ -6,9 +6,11 @@ one home, used by the recipes, the CTranslate2 engine and the benchmarks alike.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 DEFAULT_NUM_BEAMS = 4
@@ -70,15 +72,18 @@ def generation_kwargs(generation_config, num_beams=None, length_penalty=None) ->
 
 
 @torch.no_grad()
-def translate(model, tokenizer, texts, batch_size=64, num_beams=None, length_penalty=None, max_source_length=None):
+def translate(model, tokenizer, texts, batch_size=64, num_beams=None, length_penalty=None, max_source_length=None,
+              progress=None):
     """Translations of `texts` in their order, generated in batches of similar length.
 
     Each batch may output up to its input length + 50 tokens; `num_beams` and `length_penalty` default to the
-    model's generation config, and to the paper's where that does not set them."""
+    model's generation config, and to the paper's where that does not set them. `progress`: a description for a
+    progress bar on stderr (none by default)."""
     model.eval()
     texts = list(texts)
     outputs = [None] * len(texts)
-    for chunk in length_sorted_batches(texts, batch_size):
+    batches = length_sorted_batches(texts, batch_size)
+    for chunk in tqdm(batches, desc=progress, unit="batch", disable=progress is None, file=sys.stderr):
         for i, text in zip(chunk, translate_batch(model, tokenizer, [texts[i] for i in chunk], num_beams,
                                                   length_penalty, max_source_length)):
             outputs[i] = text

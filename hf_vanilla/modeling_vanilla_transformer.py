@@ -701,7 +701,8 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
             input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
             attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for source
                 tokens, 0 for padding.
-            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right;
+                without them (and without labels) the source shifted right, as in BART.
             decoder_attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*):
                 1 for target tokens, 0 for padding.
             encoder_outputs (`BaseModelOutput` or tuple, *optional*): a precomputed encoder output; the encoder is
@@ -727,10 +728,14 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
         elif not isinstance(encoder_outputs, BaseModelOutput):  # a tuple from return_dict=False
             encoder_outputs = BaseModelOutput(*encoder_outputs)
         if decoder_input_ids is None and decoder_inputs_embeds is None:
-            raise ValueError(
-                "decoder_input_ids are missing: pass them, or pass labels to a "
-                "VanillaTransformerForConditionalGeneration, which shifts them right."
-            )
+            if input_ids is None:
+                raise ValueError(
+                    "decoder_input_ids are missing: pass them, or pass labels to a "
+                    "VanillaTransformerForConditionalGeneration, which shifts them right."
+                )
+            # as BART: the source shifted right is the decoder's input (what pipeline("feature-extraction") needs)
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id,
+                                                   self.config.decoder_start_token_id)
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
@@ -820,7 +825,8 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
             input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
             attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for source
                 tokens, 0 for padding.
-            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right;
+                without them (and without labels) the source shifted right, as in BART.
             decoder_attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*):
                 1 for target tokens, 0 for padding.
             encoder_outputs (`BaseModelOutput` or tuple, *optional*): a precomputed encoder output; the encoder is

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 import hf_vanilla  # noqa: F401
@@ -34,6 +35,14 @@ def check_translation_folder(folder):
     assert generation["num_beams"] == 4 and generation["length_penalty"] == 0.6
     card = (Path(folder) / "README.md").read_text()
     assert "BLEU" in card and "nrefs:1|case:mixed" in card and "python -m recipes." in card
+    # the Hub's metadata block, parsed by huggingface_hub, carries the measured results
+    metadata = ModelCard.load(Path(folder) / "README.md").data
+    assert metadata.library_name == "transformers" and metadata.license == "apache-2.0" and metadata.datasets
+    results = json.loads((Path(folder) / "results.json").read_text())
+    saved = results["results"][results["chosen"]]
+    published = {(r.dataset_split, r.metric_type): r.metric_value for r in metadata.eval_results}
+    assert published == {(split, metric): round(saved[split][metric], 4) for split in ("validation", "test")
+                         for metric in ("bleu", "chrf")}
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     out = model.generate(**tokenizer(["the red cat sees a dog."], return_tensors="pt"), max_new_tokens=12)
@@ -158,6 +167,10 @@ def test_train_classification_end_to_end_and_init_from_translation(tmp_path, tra
     classify = pipeline("text-classification", model=str(out), device="cpu")
     assert classify("the plot was brilliant overall")[0]["label"] == "pos"
     assert "accuracy" in (out / "README.md").read_text()
+    published = {(r.dataset_split, r.metric_type): r.metric_value
+                 for r in ModelCard.load(out / "README.md").data.eval_results}
+    assert published[("test", "accuracy")] == round(scores["test"]["test_accuracy"], 4)
+    assert published[("test", "f1")] == round(scores["test"]["test_macro_f1"], 4)
     texts = tmp_path / "texts.txt"
     texts.write_text("this movie was quite dull\nthe ending was moving at times\n")
     labelled = run_module("recipes.classify", "--model", out, "--input", texts)

@@ -132,3 +132,21 @@ def test_trust_remote_code_without_the_package(tmp_path, reversal_model):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_feature_extraction_pipeline_works_on_translation_and_classifier_folders(tmp_path):
+    """As for BART: AutoModel's forward shifts the source right when no decoder input is given."""
+    from transformers import pipeline
+
+    from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForSequenceClassification
+    from hf_vanilla.training.tokenizer import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(["hello world", "the cat sat"] * 20, vocab_size=300)
+    config = VanillaTransformerConfig.from_preset("tiny", vocab_size=len(tokenizer), max_position_embeddings=32)
+    for name, model in [("seq2seq", VanillaTransformerForConditionalGeneration(config)),
+                        ("classifier", VanillaTransformerForSequenceClassification(config))]:
+        model.save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+        features = pipeline("feature-extraction", model=str(tmp_path / name))("hello world")
+        length = len(tokenizer("hello world")["input_ids"])
+        assert len(features[0]) == length and len(features[0][0]) == config.d_model

@@ -80,10 +80,11 @@ def paper_generation_settings(model, num_beams, length_penalty, longest_source):
     return generation_config
 
 
-def evaluate_translation(model, tokenizer, dataset, batch_size=64, num_beams=None, max_source_length=None):
+def evaluate_translation(model, tokenizer, dataset, batch_size=64, num_beams=None, max_source_length=None,
+                         progress=None):
     """BLEU and chrF (with sacreBLEU signatures) of the model's translations of `dataset`'s sources."""
     predictions = translate(model, tokenizer, dataset["source"], batch_size, num_beams,
-                            max_source_length=max_source_length)
+                            max_source_length=max_source_length, progress=progress)
     return {**translation_scores(predictions, list(dataset["target"])), "predictions": predictions}
 
 
@@ -112,7 +113,7 @@ def finish_translation_run(model, run: TranslationRun):
         _load_weights(model, weights)
         results[name] = {
             split: evaluate_translation(model, run.tokenizer, run.raw[split], run.eval_batch_size, run.args.num_beams,
-                                        run.model_args.max_source_length)
+                                        run.model_args.max_source_length, progress=f"{name}: {split} BLEU")
             for split in ("validation", "test")
         }
         logger.info("%s: validation BLEU %.2f, test BLEU %.2f", name, results[name]["validation"]["bleu"],

@@ -75,7 +75,8 @@ def _check_text_file(split, path, extension):
                 try:
                     json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise DataError(argument, f"The {split} file {path}, line {number}, is not JSON: {error}.") from error
+                    message = f"The {split} file {path}, line {number}, is not JSON: {error}."
+                    raise DataError(argument, message) from error
 
 
 def _check_csv(split, path, text, delimiter):
@@ -87,11 +88,13 @@ def _check_csv(split, path, text, delimiter):
             continue
         rows += 1
         if len(row) != len(header):
-            raise DataError(f"{split}_file", f"The {split} file {path}, line {reader.line_num}: {len(row)} fields where "
-                                             f"the header {header} has {len(header)}. Quote fields that contain the "
-                                             f"{'tab' if delimiter == chr(9) else 'comma'} delimiter, or fix the row.")
+            raise DataError(f"{split}_file", f"The {split} file {path}, line {reader.line_num}: {len(row)} fields "
+                                             f"where the header {header} has {len(header)}. Quote fields that contain "
+                                             f"the {'tab' if delimiter == chr(9) else 'comma'} delimiter, or fix the "
+                                             f"row.")
     if rows == 0:
-        raise DataError(f"{split}_file", f"The {split} file {path} has a header ({', '.join(header)}) but no data rows.")
+        raise DataError(f"{split}_file", f"The {split} file {path} has a header ({', '.join(header)}) but no data "
+                                         f"rows.")
 
 
 def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file=None, validation_file=None,
@@ -112,7 +115,7 @@ def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file
         renames = {text_column: "text", label_column: "label"}
     else:
         raw, renames = _translation_columns(raw, source_column, target_column, source_lang, target_lang)
-    dataset_dict = datasets.DatasetDict({split: _clean_split(split, dataset, renames) for split, dataset in raw.items()})
+    dataset_dict = datasets.DatasetDict({split: _clean_split(split, rows, renames) for split, rows in raw.items()})
 
     if task == "classification" and not isinstance(dataset_dict["train"].features["label"], datasets.ClassLabel):
         # labels as given (strings or numbers) become class names, in sorted order
