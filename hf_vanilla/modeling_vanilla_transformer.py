@@ -822,19 +822,8 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
         """Next-token logits over the shared vocabulary, and the cross-entropy loss when `labels` are given.
 
         Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
-            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 for source
-                tokens, 0 for padding.
-            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): target ids shifted right;
-                without them (and without labels) the source shifted right, as in BART.
-            decoder_attention_mask (`torch.Tensor` of shape `(batch_size, cached + target_length)`, *optional*):
-                1 for target tokens, 0 for padding.
-            encoder_outputs (`BaseModelOutput` or tuple, *optional*): a precomputed encoder output; the encoder is
-                then skipped.
-            cache (`EncoderDecoderCache`, *optional*): the decoding cache (also accepted as `past_key_values`).
-            inputs_embeds, decoder_inputs_embeds (`torch.FloatTensor` of shape `(batch_size, length, d_model)`,
-                *optional*): embedded tokens instead of ids.
-            use_cache (`bool`, *optional*): return the decoding cache.
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+            inputs_embeds, decoder_inputs_embeds, use_cache: as in `VanillaTransformerModel.forward`.
             labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*): target ids; -100 is
                 ignored. Without `decoder_input_ids`, the labels shifted right are the decoder's input.
             num_items_in_batch (*optional*): Trainer's token count of the whole accumulated batch; the loss is then

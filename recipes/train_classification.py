@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
@@ -36,10 +35,9 @@ from hf_vanilla.training.metrics import classification_scores
 from hf_vanilla.training.policies import (
     NonFiniteLossError,
     OutputFolderError,
-    claim_output_dir,
     record_or_check_run,
 )
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe
 from hf_vanilla.training.translation import run_settings, run_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -90,15 +88,7 @@ def main(argv=None):
                                ClassificationTrainingArguments), description=__doc__)
     model_args, data_args, args, training_args = parse_arguments(parser, argv)
     data_args.default_to("rotten-tomatoes")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
-    try:  # one run per output folder; the lock goes with the process
-        lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint,
-                                main_process=training_args.process_index == 0)
-    except OutputFolderError as error:
-        return report(error, "output_dir")
-    with lock:
-        return train(model_args, data_args, args, training_args)
+    return run_trainer_recipe(train, model_args, data_args, args, training_args)
 
 
 def load_checked_data(data_args, args, training_args):

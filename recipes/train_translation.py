@@ -22,7 +22,6 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-import transformers
 from transformers import (
     AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
@@ -42,11 +41,10 @@ from hf_vanilla.training.metrics import translation_scores
 from hf_vanilla.training.policies import (
     NonFiniteLossError,
     OutputFolderError,
-    claim_output_dir,
     paper_peak_learning_rate,
     record_or_check_run,
 )
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
@@ -128,15 +126,7 @@ def main(argv=None):
                               description=__doc__)
     model_args, data_args, args, training_args = parse_arguments(parser, argv)
     data_args.default_to("libreoffice-help", "en-fr")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
-    try:  # one run per output folder; the lock goes with the process
-        lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir, training_args.resume_from_checkpoint,
-                                main_process=training_args.process_index == 0)
-    except OutputFolderError as error:
-        return report(error, "output_dir")
-    with lock:
-        return train(model_args, data_args, args, training_args)
+    return run_trainer_recipe(train, model_args, data_args, args, training_args)
 
 
 def load_checked_data(model_args, data_args, args, training_args):

@@ -10,10 +10,10 @@ import importlib.metadata
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from hf_vanilla import (
@@ -100,7 +100,8 @@ def folders(tmp_path_factory):
     tokenizer.save_pretrained(root / "seq2seq")
     classifier = VanillaTransformerForSequenceClassification(
         VanillaTransformerConfig.from_preset("tiny", vocab_size=len(tokenizer), max_position_embeddings=32,
-                                             num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1}))
+                                             num_labels=2, id2label={0: "neg", 1: "pos"},
+                                             label2id={"neg": 0, "pos": 1}))
     classifier.save_pretrained(root / "classifier")
     tokenizer.save_pretrained(root / "classifier")
     return root, core_site(root / "site")

@@ -8,18 +8,21 @@
 - Ctrl-C or SIGTERM finishes the step, saves a checkpoint and stops (`SaveOnInterrupt`).
 """
 
+import logging
 import shutil
 from pathlib import Path
 
 import torch
+import transformers
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from hf_vanilla.cli import report
 from hf_vanilla.files import replace_folder
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
-from .policies import StopRequest, check_finite_loss
+from .policies import OutputFolderError, StopRequest, check_finite_loss, claim_output_dir
 
 
 class SaveOnInterrupt(TrainerCallback):
@@ -108,3 +111,18 @@ class ReliableTrainerMixin:
         loss = super().training_step(*args, **kwargs)
         check_finite_loss(loss, self.state.global_step + 1, self.args.output_dir)  # before the optimiser step
         return loss
+
+
+def run_trainer_recipe(train, model_args, data_args, args, training_args):
+    """What a Trainer recipe's `main` does around its `train(...)`: logging, and the output folder claimed (checked
+    and locked, on the main process) for the life of the run. Returns train's exit status, or 2 for a refused
+    output folder."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    try:  # one run per output folder; the lock goes with the process
+        lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir,
+                                training_args.resume_from_checkpoint, main_process=training_args.process_index == 0)
+    except OutputFolderError as error:
+        return report(error, "output_dir")
+    with lock:
+        return train(model_args, data_args, args, training_args)
