@@ -130,3 +130,24 @@ def read_lines(stream, batch_size, tokenizer=None, max_tokens=None):
             batch, problems = [], []
     if batch or problems:
         yield batch, problems
+
+
+@torch.no_grad()
+def cross_attention(model, tokenizer, text, num_beams=None, length_penalty=None):
+    """Translate one text, then read the cross-attention each output token paid to the source.
+
+    Returns (translation, weights, source tokens, output tokens): weights (output tokens, source tokens) are the last
+    decoder layer's, averaged over heads, from one teacher-forced pass over the chosen output."""
+    model.eval()
+    batch = tokenizer([text], return_tensors="pt", truncation=True,
+                      max_length=model.config.max_position_embeddings - 1).to(model.device)
+    output = model.generate(**batch, **generation_kwargs(model.generation_config, num_beams, length_penalty),
+                            max_length=output_length_limit(batch["input_ids"].shape[1],
+                                                           model.config.max_position_embeddings) + 1)
+    attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
+    weights = attentions[-1][0].mean(0).float().cpu()  # last layer, mean over heads: (output tokens, source tokens)
+    # each token as the text it stands for (byte-level pieces decoded), a leading space shown as "\u2581"
+    readable = [tokenizer.decode([i]).replace(" ", "\u2581") for i in batch["input_ids"][0].tolist()]
+    produced = [tokenizer.decode([i]).replace(" ", "\u2581") for i in output[0, 1:].tolist()]
+    translation = tokenizer.decode(output[0], skip_special_tokens=True).strip()
+    return translation, weights, readable, produced

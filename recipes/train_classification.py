@@ -31,13 +31,13 @@ from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_arguments, report
 from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from hf_vanilla.training.corpora import CorpusError, corpus_meta
+from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
 from hf_vanilla.training.policies import (
-    NonFiniteLossError,
     OutputFolderError,
     record_or_check_run,
 )
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
 from hf_vanilla.training.translation import run_settings, run_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -148,20 +148,15 @@ def train(model_args, data_args, args, training_args):
         logits, labels = prediction
         return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
 
+    push = take_push_request(training_args)
     trainer = ClassificationTrainer(
         model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics, callbacks=[interrupt],
     )
-    try:
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    except NonFiniteLossError as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        return 1
-    if interrupt.interrupted:
-        print(f"\nstopped at step {trainer.state.global_step}; resume with: {command_line()} "
-              f"--resume_from_checkpoint <the newest checkpoint in {training_args.output_dir}>", file=sys.stderr)
-        return 130
+    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
+    if status is not None:
+        return status
 
     scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
     trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
@@ -170,7 +165,7 @@ def train(model_args, data_args, args, training_args):
     test = scores["test"]
     print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
           f"model saved in {training_args.output_dir}")
-    return 0
+    return push_if_requested(push, training_args.output_dir)
 
 
 def write_classification_card(model, data_args, args, raw, scores, output_dir):

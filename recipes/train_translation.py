@@ -34,17 +34,15 @@ from transformers import (
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
-from hf_vanilla.training.cards import command_line
-from hf_vanilla.training.checkpoints import list_checkpoints
 from hf_vanilla.training.corpora import CorpusError
+from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import translation_scores
 from hf_vanilla.training.policies import (
-    NonFiniteLossError,
     OutputFolderError,
     paper_peak_learning_rate,
     record_or_check_run,
 )
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
@@ -86,6 +84,10 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     report_to: str | None = field(default="none")
     dataloader_pin_memory: bool = field(
         default=torch.cuda.is_available(), metadata={"help": "Pin batches in memory (on by default with a GPU)."}
+    )
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training after this many minutes (then average, evaluate and save as "
+                                        "usual); the warm-up is fitted to the steps that fit."}
     )
     max_tokens: int | None = field(
         default=None, metadata={"help": "Batch by a budget of padded source + target tokens per device (the paper's "
@@ -167,26 +169,21 @@ def train(model_args, data_args, args, training_args):
     logger.info("%s: %.1fM parameters, peak lr %.2e", model.config.d_model, model.num_parameters() / 1e6,
                 training_args.learning_rate)
 
+    push = take_push_request(training_args)
     trainer = TranslationTrainer(
         model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
         processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         compute_metrics=bleu_metric(tokenizer), callbacks=[interrupt],
     )
-    try:
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    except NonFiniteLossError as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        return 1
-    if interrupt.interrupted:
-        checkpoint = list_checkpoints(output_dir)[-1]
-        print(f"\nstopped at step {trainer.state.global_step}; checkpoint saved in {checkpoint}\n"
-              f"resume with: {command_line()} --resume_from_checkpoint {checkpoint}", file=sys.stderr)
-        return 130
-    if trainer.is_world_process_zero():
-        finish_translation_run(trainer.model, TranslationRun(
-            tokenizer, raw, data_args, model_args, args, output_dir, trainer.state.log_history,
-            training_args.per_device_eval_batch_size, training_summary(trainer)))
-    return 0
+    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
+    if status is not None:
+        return status
+    if not trainer.is_world_process_zero():
+        return 0
+    finish_translation_run(trainer.model, TranslationRun(
+        tokenizer, raw, data_args, model_args, args, output_dir, trainer.state.log_history,
+        training_args.per_device_eval_batch_size, training_summary(trainer)))
+    return push_if_requested(push, output_dir)
 
 
 def training_summary(trainer):

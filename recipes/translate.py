@@ -17,18 +17,11 @@ longer than the model takes is translated truncated, and reported.
 import sys
 from dataclasses import dataclass, field
 
-import torch
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
 from hf_vanilla.cli import parse_arguments, report
-from hf_vanilla.inference import (
-    decoding_settings,
-    load_tokenizer,
-    output_length_limit,
-    read_lines,
-    translate,
-)
+from hf_vanilla.inference import cross_attention, decoding_settings, load_tokenizer, read_lines, translate
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 
 
@@ -64,18 +57,8 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
     """Generate the translation of `sentence`, then draw the cross-attention each output token paid to the source."""
     from hf_vanilla.training.plots import plot_attention
 
-    batch = tokenizer([sentence], return_tensors="pt", truncation=True,
-                      max_length=model.config.max_position_embeddings - 1)
-    output = model.generate(**batch, num_beams=num_beams or model.generation_config.num_beams or 4,
-                            max_length=output_length_limit(batch["input_ids"].shape[1],
-                                                           model.config.max_position_embeddings) + 1)
-    with torch.no_grad():  # one teacher-forced pass over the chosen output gives every step's weights
-        attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
-    weights = attentions[-1][0].mean(0)  # last layer, mean over heads: (output tokens, source tokens)
-    source = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
-    target = tokenizer.convert_ids_to_tokens(output[0, 1:])
-    clean = [t.replace("Ġ", "▁") for t in source], [t.replace("Ġ", "▁") for t in target]
-    plot_attention(weights.numpy(), clean[0], clean[1], path, title="cross-attention (last layer, mean of heads)")
+    _, weights, source, target = cross_attention(model, tokenizer, sentence, num_beams)
+    plot_attention(weights.numpy(), source, target, path, title="cross-attention (last layer, mean of heads)")
 
 
 class TransformersEngine:

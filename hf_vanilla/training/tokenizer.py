@@ -15,11 +15,13 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>",
 
 
 def train_bpe_tokenizer(
-    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int = 1024
+    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int = 1024,
+    mask_token: str | None = None,
 ) -> PreTrainedTokenizerFast:
     """Train byte-level BPE on `texts` (give source and target sentences together for one shared vocabulary).
 
     Every encoded sequence ends with `</s>`, targets too (`text_target=`); the model's decoder starts from `<s>`.
+    `mask_token` (pre-training) adds a special token with the next id (4).
     """
     if vocab_size <= len(SPECIAL_TOKENS) + 256:
         raise ValueError(f"vocab_size={vocab_size} leaves no room for merges: byte-level BPE needs more than 260.")
@@ -29,7 +31,7 @@ def train_bpe_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS.values()),  # in this order: ids 0, 1, 2, 3
+        special_tokens=list(SPECIAL_TOKENS.values()) + ([mask_token] if mask_token else []),  # ids 0, 1, 2, 3 (4)
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -45,5 +47,6 @@ def train_bpe_tokenizer(
         model_input_names=["input_ids", "attention_mask"],
         clean_up_tokenization_spaces=False,
         **SPECIAL_TOKENS,
+        **({"mask_token": mask_token} if mask_token else {}),
     )
 

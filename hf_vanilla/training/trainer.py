@@ -10,10 +10,12 @@
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 import transformers
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -22,7 +24,16 @@ from hf_vanilla.cli import report
 from hf_vanilla.files import replace_folder
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
-from .policies import OutputFolderError, StopRequest, check_finite_loss, claim_output_dir
+from .budget import InverseSqrtSchedule, TimeBudget
+from .cards import command_line
+from .checkpoints import list_checkpoints
+from .policies import (
+    NonFiniteLossError,
+    OutputFolderError,
+    StopRequest,
+    check_finite_loss,
+    claim_output_dir,
+)
 
 
 class SaveOnInterrupt(TrainerCallback):
@@ -67,6 +78,21 @@ class ReliableTrainerMixin:
                             collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
                             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
         return self.accelerator.prepare(loader)
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        """With a time budget (`max_train_minutes`) and the paper's schedule, one whose warm-up the budget can
+        shorten to the steps that fit (budget.TimeBudget); otherwise Trainer's own."""
+        if self.lr_scheduler is None and getattr(self.args, "max_train_minutes", None) and \
+                self.args.lr_scheduler_type == "inverse_sqrt":
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, self.budget_schedule)
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    @property
+    def budget_schedule(self):
+        if getattr(self, "_budget_schedule", None) is None:
+            self._budget_schedule = InverseSqrtSchedule(self.args.warmup_steps)
+        return self._budget_schedule
 
     def _get_output_dir(self, trial):
         return self._staging_dir or super()._get_output_dir(trial)
@@ -126,3 +152,31 @@ def run_trainer_recipe(train, model_args, data_args, args, training_args):
         return report(error, "output_dir")
     with lock:
         return train(model_args, data_args, args, training_args)
+
+
+def budget_callbacks(trainer):
+    """The TimeBudget callback for a trainer whose arguments set `max_train_minutes`, or none."""
+    minutes = getattr(trainer.args, "max_train_minutes", None)
+    if not minutes:
+        return []
+    schedule = trainer.budget_schedule if trainer.args.lr_scheduler_type == "inverse_sqrt" else None
+    return [TimeBudget(minutes, schedule)]
+
+
+def train_or_stop(trainer, interrupt, resume_from_checkpoint=None):
+    """`trainer.train` with the recipes' endings: None when training finished; 1 after a NaN or infinite loss; 130
+    after Ctrl-C or SIGTERM, once the checkpoint is saved, with the command that resumes the run."""
+    for callback in budget_callbacks(trainer):
+        trainer.add_callback(callback)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    except NonFiniteLossError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    if not interrupt.interrupted:
+        return None
+    checkpoints = list_checkpoints(trainer.args.output_dir)
+    where = checkpoints[-1] if checkpoints else "<the newest checkpoint>"
+    print(f"\nstopped at step {trainer.state.global_step}; checkpoint saved in {where}\n"
+          f"resume with: {command_line()} --resume_from_checkpoint {where}", file=sys.stderr)
+    return 130

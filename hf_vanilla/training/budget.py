@@ -1,0 +1,64 @@
+"""A wall-clock budget for training: stop in time on any machine, with the schedule planned for the steps that fit.
+
+A fixed step count keeps no time promise on machines of different speed. With a budget, the first steps are timed,
+the number of steps that fit is estimated from them, and the warm-up is shortened to a quarter of that when the
+requested one would not finish; training stops (with a checkpoint) when the budget is spent, and the recipe then
+averages, evaluates and saves as usual.
+"""
+
+import logging
+import time
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+MEASURED_STEPS = 10  # steps timed before the plan is made
+WARMUP_SHARE = 0.25  # at most this share of the steps that fit is spent warming up
+
+
+class InverseSqrtSchedule:
+    """The paper's schedule as a multiplier of the peak lr: step / warmup, then sqrt(warmup / step).
+
+    A callable object (not a function), so `LambdaLR.state_dict` saves its warm-up with the checkpoint and a
+    resumed run goes on with the planned one."""
+
+    def __init__(self, warmup_steps):
+        self.warmup_steps = max(1, int(warmup_steps))
+
+    def __call__(self, step):
+        if step < self.warmup_steps:
+            return step / self.warmup_steps
+        return (self.warmup_steps / max(step, 1)) ** 0.5
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training once `minutes` of training have passed (saving a checkpoint at that step), and after the first
+    steps shortens the warm-up of `schedule` (an InverseSqrtSchedule, or None) to fit the steps the budget allows."""
+
+    def __init__(self, minutes, schedule=None):
+        self.seconds, self.schedule = minutes * 60.0, schedule
+        self.start = self.first_step = None
+        self.expected_steps = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.first_step = time.monotonic(), state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        elapsed = time.monotonic() - self.start
+        done = state.global_step - self.first_step
+        if self.expected_steps is None and done >= MEASURED_STEPS:
+            self.expected_steps = state.global_step + int(done * (self.seconds - elapsed) / elapsed)
+            if self.schedule is not None:
+                warmup = min(self.schedule.warmup_steps, max(1, int(WARMUP_SHARE * self.expected_steps)))
+                if warmup < self.schedule.warmup_steps:
+                    logger.warning("time budget: about %d steps fit; warm-up shortened from %d to %d steps",
+                                   self.expected_steps, self.schedule.warmup_steps, warmup)
+                self.schedule.warmup_steps = warmup
+            logger.info("time budget: about %d steps fit in %.1f minutes", self.expected_steps, self.seconds / 60)
+        if elapsed >= self.seconds:
+            logger.info("time budget of %.1f minutes spent at step %d: stopping", self.seconds / 60,
+                        state.global_step)
+            control.should_save = True
+            control.should_training_stop = True
+        return control

@@ -1,0 +1,214 @@
+"""Pre-train a vanilla Transformer on unlabelled text with BART's text infilling, with Seq2SeqTrainer.
+
+    python -m recipes.pretrain --max_train_minutes 45                       # English of every built-in corpus
+    python -m recipes.pretrain --text_files my_text.txt --corpora none      # your own text, one text a line
+    python -m recipes.train_classification --init_from outputs/pretrain     # then fine-tune a classifier
+    python -m recipes.train_translation --model_name_or_path outputs/pretrain   # or a translator
+
+The data is the English side of the training splits of the built-in corpora (never a validation or test split, so
+the benchmarks that score them stay clean), plus --text_files; each corpus's licence goes into the model card. Long
+texts are cut into pieces of --max_source_length tokens. The encoder reads each piece with spans (Poisson(3) long,
+30% of the tokens) replaced by one <mask> each; the decoder writes the piece back (hf_vanilla.training.pretraining).
+The shared BPE vocabulary is trained on that text plus the target side of the translation corpora's training splits
+of --vocabulary_pairs, so that a translator started from this model has words for its target language too.
+"""
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+
+from hf_vanilla import VanillaTransformerForConditionalGeneration
+from hf_vanilla.training.arguments import ModelArguments, parse_arguments, report
+from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split_by_hash
+from hf_vanilla.training.hub import push_if_requested, take_push_request
+from hf_vanilla.training.policies import OutputFolderError, paper_peak_learning_rate, record_or_check_run
+from hf_vanilla.training.pretraining import (
+    MASK_TOKEN,
+    InfillingCollator,
+    chunk_ids,
+    english_training_texts,
+    read_text_files,
+)
+from hf_vanilla.training.tokenizer import train_bpe_tokenizer
+from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainArguments:
+    corpora: str = field(default="all", metadata={"help": f"Built-in corpora whose English training text is used: "
+                                                          f"all, none, or a comma list of {', '.join(CORPORA)}."})
+    text_files: list[str] = field(default_factory=list, metadata={"help": "Your own UTF-8 text, one text a line."})
+    vocabulary_pairs: str = field(default="en-fr", metadata={"help": "Translation pairs whose target training text "
+                                                                      "also trains the vocabulary (comma list, or "
+                                                                      "none)."})
+    mask_ratio: float = field(default=0.3, metadata={"help": "Share of tokens masked (BART: 0.3)."})
+    poisson_lambda: float = field(default=3.0, metadata={"help": "Mean masked span length (BART: 3)."})
+    validation_share: float = field(default=0.01, metadata={"help": "Share of the text held out for the loss."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where built-in corpora are cached."})
+
+    def __post_init__(self):
+        names = [] if self.corpora == "none" else list(CORPORA) if self.corpora == "all" else self.corpora.split(",")
+        unknown = [name for name in names if name not in CORPORA]
+        if unknown:
+            raise ValueError(f"--corpora: unknown corpus {unknown[0]!r}; choose all, none or from "
+                             f"{', '.join(CORPORA)}.")
+        self.corpus_names = names
+        if not names and not self.text_files:
+            raise ValueError("No text to pre-train on: give --text_files or --corpora.")
+        for path in self.text_files:
+            if not Path(path).is_file():
+                raise ValueError(f"--text_files: {path} does not exist.")
+        if not 0 < self.mask_ratio < 1 or self.poisson_lambda <= 0 or not 0 < self.validation_share < 0.5:
+            raise ValueError("--mask_ratio must lie in (0, 1), --poisson_lambda be positive, --validation_share in "
+                             "(0, 0.5).")
+
+
+@dataclass
+class PretrainTrainingArguments(Seq2SeqTrainingArguments):
+    output_dir: str = field(default="outputs/pretrain", metadata={"help": "Where the model and checkpoints go."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak lr; default d_model^-0.5 * 4000^-0.5."})
+    warmup_steps: int = field(default=1000, metadata={"help": "Linear warm-up steps."})
+    lr_scheduler_type: str = field(default="inverse_sqrt")
+    adam_beta2: float = field(default=0.98)
+    adam_epsilon: float = field(default=1e-9)
+    per_device_train_batch_size: int = field(default=32)
+    per_device_eval_batch_size: int = field(default=64)
+    num_train_epochs: float = field(default=20.0)
+    train_sampling_strategy: str = field(default="group_by_length")
+    eval_strategy: str = field(default="no")
+    save_strategy: str = field(default="steps")
+    save_steps: float = field(default=500)
+    save_total_limit: int | None = field(default=2)
+    logging_steps: float = field(default=50)
+    report_to: str | None = field(default="none")
+    dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training after this many minutes; the warm-up is fitted to the steps "
+                                        "that fit."}
+    )
+
+
+class PretrainTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
+    """Seq2SeqTrainer with atomic checkpoints, a stop on a NaN loss and the time budget."""
+
+
+def load_text(args):
+    """{source: (licence, texts)} of the pre-training text, and the extra texts for the vocabulary only."""
+    sources = english_training_texts(args.cache_dir, args.corpus_names)
+    if args.text_files:
+        sources["text_files"] = ("as given by the user", read_text_files(args.text_files))
+    vocabulary_only = []
+    for pair in ([] if args.vocabulary_pairs == "none" else args.vocabulary_pairs.split(",")):
+        for name, corpus in CORPORA.items():
+            if corpus.task == "translation" and tuple(pair.split("-")) in corpus.pairs:
+                vocabulary_only += list(load_corpus(name, pair, args.cache_dir)["train"]["target"])
+    return sources, vocabulary_only
+
+
+def tokenized_pieces(tokenizer, texts, length, validation_share):
+    """train/validation Datasets of `input_ids` pieces of at most `length` tokens (the last one </s>)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    pieces = [piece + [tokenizer.eos_token_id] for piece in chunk_ids(ids, length - 1)]
+    rows = [{"key": str(piece), "input_ids": piece} for piece in pieces]
+    size = max(1, int(len(rows) * validation_share))
+    splits = split_by_hash(rows, "key", size, 0)
+    return {split: datasets.Dataset.from_dict({"input_ids": [row["input_ids"] for row in split_rows]})
+            for split, split_rows in splits.items() if split != "test"}
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, PretrainArguments, PretrainTrainingArguments), description=__doc__)
+    model_args, args, training_args = parse_arguments(parser, argv)
+    return run_trainer_recipe(train, model_args, None, args, training_args)
+
+
+def train(model_args, _, args, training_args):
+    try:
+        sources, vocabulary_only = load_text(args)
+    except (CorpusError, ValueError, FileNotFoundError) as error:
+        return report(error)
+    texts = [text for _, source_texts in sources.values() for text in source_texts]
+    output_dir = training_args.output_dir
+    resuming = bool(training_args.resume_from_checkpoint)
+    settings = {"sources": {name: len(t) for name, (_, t) in sources.items()}, "preset": model_args.preset,
+                "vocab_size": model_args.vocab_size, "max_source_length": model_args.max_source_length}
+    try:
+        if training_args.process_index == 0:
+            record_or_check_run(output_dir, settings, resuming)
+    except OutputFolderError as error:
+        return report(error, "resume_from_checkpoint")
+    interrupt = SaveOnInterrupt()
+    set_seed(training_args.seed)
+
+    if resuming:
+        from hf_vanilla.inference import load_tokenizer
+
+        tokenizer = load_tokenizer(output_dir)
+    else:
+        print(f"training a BPE vocabulary of {model_args.vocab_size} tokens", file=sys.stderr)
+        tokenizer = train_bpe_tokenizer(texts + vocabulary_only, vocab_size=model_args.vocab_size,
+                                        mask_token=MASK_TOKEN)
+        tokenizer.save_pretrained(output_dir)
+    data = tokenized_pieces(tokenizer, texts, model_args.max_source_length, args.validation_share)
+    model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
+    training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
+    logger.info("%d pieces to pre-train on (%d held out), %.1fM parameters", len(data["train"]),
+                len(data["validation"]), model.num_parameters() / 1e6)
+
+    push = take_push_request(training_args)
+    trainer = PretrainTrainer(model=model, args=training_args, train_dataset=data["train"],
+                              eval_dataset=data["validation"], processing_class=tokenizer,
+                              data_collator=InfillingCollator(tokenizer, args.mask_ratio, args.poisson_lambda,
+                                                              training_args.seed),
+                              callbacks=[interrupt])
+    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
+    if status is not None:
+        return status
+    if not trainer.is_world_process_zero():
+        return 0
+    loss = trainer.evaluate()["eval_loss"]
+    trainer.save_model(output_dir)
+    results = {"steps": trainer.state.global_step, "validation_loss": loss,
+               "pieces": {"train": len(data["train"]), "validation": len(data["validation"])}}
+    write_json(Path(output_dir) / "results.json", results)
+    write_pretraining_card(model, sources, vocabulary_only, args, results, training_args)
+    print(f"\nheld-out denoising loss {loss:.3f} after {trainer.state.global_step} steps\nmodel saved in {output_dir}")
+    return push_if_requested(push, output_dir)
+
+
+def write_pretraining_card(model, sources, vocabulary_only, args, results, training_args):
+    config, output_dir = model.config, training_args.output_dir
+    rows = [[f"`{name}`", f"{len(texts):,}", licence] for name, (licence, texts) in sources.items()]
+    metadata = card_metadata(Path(output_dir).name, "fill-mask", "hf_vanilla-english", "English training text",
+                             [("validation", "loss", results["validation_loss"])], languages=["en"],
+                             tags=["pretraining", "denoising"])
+    write_model_card(output_dir, "Vanilla Transformer, pre-trained by text infilling", [
+        ("Model", f"`VanillaTransformerForConditionalGeneration`: d_model {config.d_model}, "
+                  f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "
+                  f"vocabulary {config.vocab_size} (byte-level BPE with {MASK_TOKEN}), "
+                  f"{model.num_parameters() / 1e6:.1f}M parameters."),
+        ("Data", "English text of the training splits (never validation or test):\n\n"
+         + markdown_table(["source", "texts", "licence"], rows)
+         + (f"\n\nThe vocabulary also saw {len(vocabulary_only):,} target-side training texts of "
+            f"{args.vocabulary_pairs} (vocabulary only)." if vocabulary_only else "")),
+        ("Training", f"{results['steps']} steps of Seq2SeqTrainer, text infilling (Poisson({args.poisson_lambda}) "
+                     f"spans, {args.mask_ratio:.0%} of the tokens), batch {training_args.per_device_train_batch_size}"
+                     f" pieces of at most {config.max_position_embeddings - 64} tokens, peak lr "
+                     f"{training_args.learning_rate:.2e}, held-out denoising loss {results['validation_loss']:.3f}."),
+        ("Reproduce", f"```\n{command_line()}\n```"),
+        ("Use", f"`python -m recipes.train_classification --init_from {output_dir}` or `python -m "
+                f"recipes.train_translation --model_name_or_path {output_dir}`."),
+    ], metadata=metadata)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

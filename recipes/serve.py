@@ -1,0 +1,140 @@
+"""A web page to try a saved model: translate (with beam and length settings, and the cross-attention heatmap) or
+classify (with every label's score). Needs the `[web]` extra (Gradio).
+
+    python -m recipes.serve --model outputs/demo                  # then open http://127.0.0.1:7860
+    python -m recipes.serve --model outputs/classification --port 8080
+
+The kind of page follows the folder: a sequence-classification model gets the classifier page, any other seq2seq
+folder (hf_vanilla, or HF Marian) the translation page.
+"""
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, HfArgumentParser
+
+import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
+from hf_vanilla.cli import parse_arguments, report
+from hf_vanilla.inference import cross_attention, decoding_settings, load_tokenizer
+from hf_vanilla.loading_vanilla_transformer import check_model_folder
+
+MAX_CHARACTERS = 2000  # one request's text; longer input is refused with a message, not cut silently
+
+
+@dataclass
+class ServeArguments:
+    model: str = field(metadata={"help": "A saved model folder (with its tokenizer)."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0: every interface)."})
+    port: int = field(default=7860, metadata={"help": "Port to listen on."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
+
+    def __post_init__(self):
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port {self.port} is not a port number (1 to 65535).")
+
+
+def is_classifier(folder):
+    config = json.loads((Path(folder) / "config.json").read_text())
+    return any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
+
+
+def checked_text(gr, text):
+    """The text to work on, or a message in the page saying what is wrong with it."""
+    text = (text or "").strip()
+    if not text:
+        raise gr.Error("Type a sentence first.")
+    if len(text) > MAX_CHARACTERS:
+        raise gr.Error(f"The text has {len(text)} characters; this page takes at most {MAX_CHARACTERS}.")
+    return text
+
+
+def translation_page(gr, model, tokenizer, folder):
+    from hf_vanilla.training.plots import plot_attention
+
+    settings = decoding_settings(folder)
+    heatmaps = Path(tempfile.mkdtemp(prefix="hf_vanilla-serve-"))
+
+    def run(text, num_beams, length_penalty):
+        text = checked_text(gr, text)
+        length = len(tokenizer(text)["input_ids"])
+        limit = model.config.max_position_embeddings - 1
+        translation, weights, source, target = cross_attention(model, tokenizer, text, int(num_beams),
+                                                               float(length_penalty))
+        path = heatmaps / f"attention-{abs(hash((text, num_beams, length_penalty)))}.png"
+        plot_attention(weights.numpy(), source, target, path, title="cross-attention (last layer, mean of heads)")
+        note = f"The input has {length} tokens and was cut to the model's {limit}." if length > limit else ""
+        return translation, str(path), note
+
+    with gr.Blocks(title=f"hf_vanilla: {Path(folder).name}") as page:
+        gr.Markdown(f"## Translate with `{Path(folder).name}`\nA vanilla Transformer (hf_vanilla). Beam search with "
+                    "the settings below; each output may be up to its input length + 50 tokens.")
+        source = gr.Textbox(label="Text to translate", lines=3, elem_id="source")
+        with gr.Row():
+            beams = gr.Slider(1, 8, value=settings["num_beams"], step=1, label="Beam size", elem_id="num_beams")
+            penalty = gr.Slider(0.0, 2.0, value=settings["length_penalty"], step=0.1,
+                                label="Length penalty (beam search)", elem_id="length_penalty")
+        button = gr.Button("Translate", variant="primary", elem_id="translate")
+        target = gr.Textbox(label="Translation", lines=3, interactive=False, elem_id="target")
+        note = gr.Markdown(elem_id="note")
+        heatmap = gr.Image(label="Cross-attention", type="filepath", elem_id="heatmap")
+        button.click(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
+        source.submit(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
+    return page
+
+
+def classification_page(gr, model, tokenizer, folder):
+    labels = model.config.id2label
+
+    def run(text):
+        text = checked_text(gr, text)
+        batch = tokenizer([text], return_tensors="pt", truncation=True,
+                          max_length=model.config.max_position_embeddings)
+        with torch.no_grad():
+            probabilities = model(**batch).logits.float().softmax(-1)[0]
+        return {labels[i]: float(p) for i, p in enumerate(probabilities)}
+
+    with gr.Blocks(title=f"hf_vanilla: {Path(folder).name}") as page:
+        gr.Markdown(f"## Classify with `{Path(folder).name}`\nA vanilla Transformer encoder (hf_vanilla) and a "
+                    "linear classifier; the scores of every label.")
+        text = gr.Textbox(label="Text to classify", lines=3, elem_id="source")
+        button = gr.Button("Classify", variant="primary", elem_id="classify")
+        scores = gr.Label(label="Labels", num_top_classes=len(labels), elem_id="scores")
+        button.click(run, inputs=[text], outputs=[scores])
+        text.submit(run, inputs=[text], outputs=[scores])
+    return page
+
+
+def build_page(folder, trust_remote_code=False):
+    """The Gradio page for a saved folder (raises FileNotFoundError/ValueError for a folder that cannot be used)."""
+    import gradio as gr
+
+    check_model_folder(folder, model_type=None)
+    tokenizer = load_tokenizer(folder)
+    if is_classifier(folder):
+        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        return classification_page(gr, model.eval(), tokenizer, folder)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return translation_page(gr, model.eval(), tokenizer, folder)
+
+
+def main(argv=None):
+    (args,) = parse_arguments(HfArgumentParser(ServeArguments, description=__doc__), argv)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return report("Gradio is not installed: pip install 'hf_vanilla[web]'", "model")
+    try:
+        page = build_page(args.model, args.trust_remote_code)
+    except (FileNotFoundError, ValueError) as error:
+        return report(error, "model")
+    print(f"serving {args.model} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    page.launch(server_name=args.host, server_port=args.port, share=False, show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

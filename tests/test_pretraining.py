@@ -1,0 +1,136 @@
+"""Pre-training by text infilling (recipes.pretrain), the time budget, and pushing the final folder to the Hub."""
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_vanilla.training.budget import InverseSqrtSchedule
+from hf_vanilla.training.pretraining import MASK_TOKEN, InfillingCollator, chunk_ids, infill
+from hf_vanilla.training.tokenizer import train_bpe_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "tiny", "--vocab_size", "300", "--logging_steps", "5"]
+
+
+def run_module(module, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_infilling_masks_about_the_share_asked_in_spans():
+    rng = random.Random(0)
+    ids = list(range(10, 110))
+    masked = infill(ids, 4, rng, mask_ratio=0.3)
+    kept = [i for i in masked if i != 4]
+    assert 60 <= len(kept) <= 75  # about 30% of 100 tokens removed (spans of 0 insert a mask and remove none)
+    assert kept == sorted(kept)  # the rest stays in order
+    assert 1 <= masked.count(4) < 30  # spans, not single tokens
+
+
+def test_collator_batches_masked_sources_and_whole_targets():
+    tokenizer = train_bpe_tokenizer(["the cat sat on the mat"] * 20, vocab_size=300, mask_token=MASK_TOKEN)
+    assert tokenizer.convert_tokens_to_ids(MASK_TOKEN) == 4 and tokenizer.mask_token == MASK_TOKEN
+    examples = [{"input_ids": tokenizer("the cat sat on the mat the cat")["input_ids"]},
+                {"input_ids": tokenizer("the mat")["input_ids"]}]
+    batch = InfillingCollator(tokenizer, seed=0)(examples)
+    assert batch["labels"][0].tolist() == examples[0]["input_ids"]
+    assert batch["labels"][1, len(examples[1]["input_ids"]):].eq(-100).all()
+    assert (batch["input_ids"] == 4).any() and batch["attention_mask"].sum(1).tolist()[1] <= 3
+    assert chunk_ids([[1, 2, 3, 4, 5]], 2) == [[1, 2], [3, 4], [5]]
+
+
+def test_schedule_is_the_papers_and_keeps_its_warmup_in_checkpoints():
+    schedule = InverseSqrtSchedule(100)
+    assert schedule(50) == 0.5 and schedule(100) == 1.0 and abs(schedule(400) - 0.5) < 1e-12
+    import torch
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    schedule.warmup_steps = 10  # what a time budget plans
+    state = scheduler.state_dict()
+    restored = InverseSqrtSchedule(100)
+    torch.optim.lr_scheduler.LambdaLR(optimizer, restored).load_state_dict(state)
+    assert restored.warmup_steps == 10
+
+
+def test_pretrain_then_classify_and_translate_from_it(tmp_path, translation_csv):
+    texts = tmp_path / "text.txt"
+    texts.write_text("\n".join(f"the {a} {b} sees a {c} today." for a in ("big", "small", "red") for b in
+                               ("cat", "dog", "bird") for c in ("cat", "dog", "bird")) * 3 + "\n")
+    pretrained = tmp_path / "pretrained"
+    result = run_module("recipes.pretrain", "--corpora", "none", "--text_files", texts, "--vocabulary_pairs", "none",
+                        "--output_dir", pretrained, *TINY, "--max_steps", 20, "--save_steps", 10, "--warmup_steps",
+                        5, "--validation_share", 0.1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out denoising loss" in result.stdout
+    card = (pretrained / "README.md").read_text()
+    assert "text_files" in card and "text infilling" in card
+    assert json.loads((pretrained / "results.json").read_text())["steps"] == 20
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("review,stars\n" + "".join(f"the {w} film number {i},{'pos' if w == 'good' else 'neg'}\n"
+                                                  for i in range(30) for w in ("good", "bad")))
+    classified = run_module("recipes.train_classification", "--train_file", reviews, "--text_column", "review",
+                            "--label_column", "stars", "--init_from", pretrained, "--output_dir", tmp_path / "cls",
+                            "--num_train_epochs", 1)
+    assert classified.returncode == 0, classified.stderr[-3000:]
+    translated = run_module("recipes.train_translation", "--train_file", translation_csv, "--source_column", "en",
+                            "--target_column", "fr", "--model_name_or_path", pretrained, "--output_dir",
+                            tmp_path / "mt", "--max_steps", 4, "--save_steps", 4, "--average_last_n", 1,
+                            "--max_eval_samples", 5, "--max_predict_samples", 5)
+    assert translated.returncode == 0, translated.stderr[-3000:]
+
+
+def test_time_budget_stops_training_and_still_saves(tmp_path, translation_csv):
+    out = tmp_path / "out"
+    result = run_module("recipes.train_translation", "--train_file", translation_csv, "--source_column", "en",
+                        "--target_column", "fr", "--output_dir", out, *TINY, "--max_steps", 100000,
+                        "--max_train_minutes", 0.25, "--warmup_steps", 100000, "--save_steps", 100000,
+                        "--eval_strategy", "no", "--average_last_n", 1, "--max_eval_samples", 5,
+                        "--max_predict_samples", 5)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warm-up shortened from 100000" in result.stderr and "time budget of 0.2 minutes spent" in result.stderr
+    state = json.loads(next(out.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert 10 < state["global_step"] < 100000
+    assert (out / "model.safetensors").is_file() and "test BLEU" in result.stdout
+
+
+def test_push_to_hub_pushes_the_final_folder_only(tmp_path, translation_csv, monkeypatch):
+    """The Hub client is replaced by a recorder (no network here); the recipe runs in this process."""
+    from hf_vanilla.training import hub
+    from recipes import train_translation
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id))
+
+        def upload_folder(self, folder_path, repo_id, ignore_patterns, **kwargs):
+            import fnmatch
+
+            files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()
+                           and not any(fnmatch.fnmatch(str(p.relative_to(folder_path)), g) for g in ignore_patterns))
+            calls.append(("upload_folder", repo_id, files))
+            return f"https://huggingface.co/{repo_id}/commit/0"
+
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    out = tmp_path / "mt"
+    status = train_translation.main(["--train_file", str(translation_csv), "--source_column", "en", "--target_column",
+                                     "fr", "--output_dir", str(out), *TINY, "--max_steps", "4", "--save_steps", "2",
+                                     "--average_last_n", "2", "--max_eval_samples", "5", "--max_predict_samples", "5",
+                                     "--push_to_hub", "--hub_model_id", "me/vanilla-en-fr", "--hub_token", "t0k"])
+    assert status == 0
+    assert calls[0] == ("token", "t0k") and calls[1] == ("create_repo", "me/vanilla-en-fr")
+    _, repo, files = calls[2]
+    assert repo == "me/vanilla-en-fr"
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md",
+            "results.json"} <= set(files)
+    assert not [f for f in files if f.startswith(("checkpoint-", "."))]
