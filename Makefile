@@ -2,18 +2,24 @@
 PYTHON ?= python3
 VENV := .venv
 OLDEST := .venv-oldest
-# what `make` installs: tests, benchmarks, ONNX export and the CTranslate2 engine; the oldest stack runs the core tests
-EXTRAS := dev,benchmarks,export,serve
+# what `make` installs: training and tests, benchmarks, ONNX export, the CTranslate2 engine, the demo page and its
+# browser test; the oldest stack runs the core tests
+EXTRAS := dev,benchmarks,export,serve,webtest
 OLDEST_EXTRAS := dev,benchmarks
 # the core model tests, run again against the oldest supported transformers
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
               tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py \
               tests/test_graph.py
 
-.PHONY: demo test test-oldest test-compile test-all clean
+.PHONY: demo serve test test-oldest test-compile test-all clean
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python -m recipes.demo
+
+# the demo page on a trained model (the demo's by default): make serve [MODEL=outputs/demo]
+MODEL ?= outputs/demo
+serve: $(VENV)/.installed
+	$(VENV)/bin/python -m recipes.serve --model $(MODEL)
 
 # the whole suite on the newest supported transformers; saved folders are also loaded by the oldest
 test: $(VENV)/.installed $(OLDEST)/.installed

@@ -14,6 +14,11 @@ as the last model and as the average of the last 5 checkpoints (sacreBLEU BLEU a
 best checkpoint on validation) beside a scikit-learn TF-IDF (word 1-2 grams + char 2-5 grams) logistic regression
 fitted on the same training split, its C chosen on the validation split. Test accuracy and macro-F1 for both.
 
+(c) Pre-training (`--tasks pretrained --pretrained DIR`, DIR written by `recipes.pretrain`): the classifiers of (b)
+started from the pre-trained encoder (`recipes.train_classification --init_from DIR`, on the same splits and seed),
+and translation from the pre-trained model against the same recipe from scratch at the same step budget, both with
+the pre-trained model's tokenizer, so that only the starting weights differ.
+
 Nothing is tuned on the test split. Writes quality.json and quality.md into --output_dir.
 """
 
@@ -121,6 +126,43 @@ def classification(args, output_dir):
     return results
 
 
+def pretrained(args, output_dir):
+    """Classifiers and a translator started from `args.pretrained`, beside the same recipes from scratch."""
+    folder = Path(args.pretrained)
+    results = {"folder": str(folder), "pretraining": json.loads((folder / "results.json").read_text()),
+               "classification": {}, "translation": {}}
+    positions = json.loads((folder / "config.json").read_text())["max_position_embeddings"]
+    for corpus in ("rotten-tomatoes", "bbc-news"):
+        run_dir = output_dir / f"pretrained-classification-{corpus}"
+        start = time.time()
+        status = train_classification.main([
+            "--corpus", corpus, "--init_from", str(folder), "--output_dir", str(run_dir), "--overwrite_output_dir",
+            "--seed", str(args.seed), "--save_total_limit", "1", "--learning_rate", str(args.finetune_learning_rate),
+            "--num_train_epochs", str(args.finetune_epochs), "--warmup_steps", "100",
+            *(["--max_source_length", str(min(256, positions))] if corpus == "bbc-news" else [])])
+        if status:
+            raise SystemExit(f"fine-tuning the {corpus} classifier stopped with status {status}")
+        scores = json.loads((run_dir / "results.json").read_text())
+        results["classification"][corpus] = {
+            "accuracy": scores["test"]["test_accuracy"], "macro_f1": scores["test"]["test_macro_f1"],
+            "validation_accuracy": scores["validation"]["validation_accuracy"], "minutes": (time.time() - start) / 60}
+    for name, start_from in [("from scratch", []), ("from pre-trained", ["--model_name_or_path", str(folder)])]:
+        run_dir = output_dir / f"pretrained-translation-{name.replace(' ', '-')}"
+        start = time.time()
+        status = train_translation.main([
+            *start_from, "--tokenizer_name", str(folder), "--corpus", CORPUS, "--pair", PAIR, "--output_dir",
+            str(run_dir), "--overwrite_output_dir", "--max_steps", str(args.pretrained_steps), "--save_steps", "100",
+            "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "300", "--seed", str(args.seed),
+            "--max_source_length", str(positions - 64), "--max_target_length", str(positions - 64),
+            "--max_predict_samples", str(args.max_predict_samples or 1000)])
+        if status:
+            raise SystemExit(f"training the translator {name} stopped with status {status}")
+        summary = json.loads((run_dir / "results.json").read_text())
+        results["translation"][name] = {"minutes": (time.time() - start) / 60, **summary}
+    return {**results, "steps": args.pretrained_steps, "finetune_learning_rate": args.finetune_learning_rate,
+            "finetune_epochs": args.finetune_epochs}
+
+
 def report(results):
     lines = [f"Commands: {', '.join(f'`{command}`' for command in sorted(set(results['commands'].values())))}; "
              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, fp32."]
@@ -136,7 +178,8 @@ def report(results):
         first = next(iter(translation["models"].values()))
         signature = first["results"][first["chosen"]]["test"]
         lines += ["", f"Translation, {CORPUS} {PAIR}, `{translation['preset']}` size, {translation['steps']} steps of "
-                      f"`recipes.train_translation` each, test split ({first['test_sentences']} sentences), beam 4:", "",
+                      f"`recipes.train_translation` each, test split ({first['test_sentences']} sentences), "
+                      "beam 4:", "",
                   markdown_table(["model", "weights", "validation BLEU", "test BLEU", "test chrF", "minutes"], rows),
                   "", f"sacreBLEU: `{signature['bleu_signature']}`, `{signature['chrf_signature']}`"]
     if "classification" in results:
@@ -146,15 +189,37 @@ def report(results):
             rows.append([corpus, "hf_vanilla (from scratch)", f"{ours['accuracy']:.4f}", f"{ours['macro_f1']:.4f}"])
             rows.append([corpus, f"TF-IDF + logistic regression (C={baseline['C']})",
                          f"{baseline['test']['accuracy']:.4f}", f"{baseline['test']['macro_f1']:.4f}"])
+        for corpus, run in results.get("pretrained", {}).get("classification", {}).items():
+            rows.append([corpus, "hf_vanilla (from pre-trained)", f"{run['accuracy']:.4f}", f"{run['macro_f1']:.4f}"])
+        rows.sort(key=lambda row: row[0], reverse=True)
         lines += ["", "Classification, test split:", "",
                   markdown_table(["corpus", "model", "accuracy", "macro-F1"], rows)]
+    if results.get("pretrained", {}).get("translation"):
+        run = results["pretrained"]
+        rows = []
+        for name, summary in run["translation"].items():
+            test = summary["results"][summary["chosen"]]["test"]
+            validation = summary["results"][summary["chosen"]]["validation"]
+            rows.append([name, summary["chosen"], f"{validation['bleu']:.2f}", f"{test['bleu']:.2f}",
+                         f"{test['chrf']:.2f}"])
+        pretraining = run["pretraining"]
+        lines += ["", f"Translation {CORPUS} {PAIR} from the pre-trained model ({pretraining['steps']} steps of "
+                      f"`recipes.pretrain`, held-out denoising loss {pretraining['validation_loss']:.3f}) vs from "
+                      f"scratch, {run['steps']} steps each, the pre-trained model's tokenizer for both, beam 4:", "",
+                  markdown_table(["start", "weights (chosen on validation)", "validation BLEU", "test BLEU",
+                                  "test chrF"], rows)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=["translation", "classification"],
+    parser.add_argument("--tasks", nargs="+", choices=["translation", "classification", "pretrained"],
                         default=["translation", "classification"])
+    parser.add_argument("--pretrained", help="A folder written by recipes.pretrain (for --tasks pretrained).")
+    parser.add_argument("--pretrained_steps", type=int, default=300, help="Translation steps from scratch and from "
+                                                                          "the pre-trained model.")
+    parser.add_argument("--finetune_learning_rate", type=float, default=3e-4)
+    parser.add_argument("--finetune_epochs", type=float, default=3.0)
     parser.add_argument("--steps", type=int, default=1600, help="Training steps of each translation model.")
     parser.add_argument("--preset", default="small", help="Size of both translation models.")
     parser.add_argument("--max_predict_samples", type=int, default=None,
@@ -172,6 +237,10 @@ def main(argv=None):
         results["classification"] = classification(args, output_dir)
     if "translation" in args.tasks:
         results["translation"] = translation(args, output_dir)
+    if "pretrained" in args.tasks:
+        if not args.pretrained:
+            parser.error("--tasks pretrained needs --pretrained DIR (a folder written by recipes.pretrain)")
+        results["pretrained"] = pretrained(args, output_dir)
     # a task not run this time keeps its results from an earlier run in the same folder, so the table stays whole
     earlier = output_dir / "quality.json"
     earlier = json.loads(earlier.read_text()) if earlier.exists() else {}

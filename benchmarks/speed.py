@@ -537,8 +537,8 @@ def main():
     for dims_name, result in report["dims"].items():
         for name, row in result["models"].items():
             print(f"{dims_name:6} {name:11} {row['train_tokens_per_s']:12.0f} {row['greedy_tokens_per_s']:13.0f} "
-                  f"{row['beam4_tokens_per_s'] or float('nan'):12.0f} {row['peak_train_memory_mib'] or float('nan'):9.0f}"
-                  f" {row['train_flop_utilisation']:15.0%}")
+                  f"{row['beam4_tokens_per_s'] or float('nan'):12.0f} "
+                  f"{row['peak_train_memory_mib'] or float('nan'):9.0f} {row['train_flop_utilisation']:15.0%}")
         table = result["models"]
         result["ratios_vs_marian"] = {key: ratio(table, key) for key in (
             "train_tokens_per_s", "greedy_tokens_per_s", "beam4_tokens_per_s", "peak_train_memory_mib")}

@@ -46,7 +46,8 @@ PRESETS = {
 
 class VanillaTransformerConfig(PretrainedConfig):
     r"""
-    Configuration of a [`VanillaTransformerModel`]. The defaults are the paper's base model with a 37k shared vocabulary.
+    Configuration of a [`VanillaTransformerModel`]. The defaults are the paper's base model with a 37k shared
+    vocabulary.
 
     Args:
         vocab_size (`int`, defaults to 37000): size of the one vocabulary shared by source and target.

@@ -2,7 +2,8 @@
 
     python -m recipes.prepare_data --corpus libreoffice-help --pair en-fr
     python -m recipes.prepare_data --corpus rotten-tomatoes
-    python -m recipes.prepare_data --train_file reviews.csv --text_column review --label_column stars --task classification
+    python -m recipes.prepare_data --train_file reviews.csv --text_column review --label_column stars \
+        --task classification
 """
 
 import sys

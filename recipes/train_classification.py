@@ -9,6 +9,7 @@ The model is the encoder, mean pooling over the non-padding tokens and a linear 
 `pipeline("text-classification", model=FOLDER)`. The checkpoint with the best validation accuracy is kept.
 """
 
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ def main(argv=None):
     return run_trainer_recipe(train, model_args, data_args, args, training_args)
 
 
-def load_checked_data(data_args, args, training_args):
+def load_checked_data(model_args, data_args, args, training_args):
     """Every argument, folder and data file checked before any expensive work; the data, or exit status 2."""
     if args.init_from:
         try:
@@ -99,6 +100,11 @@ def load_checked_data(data_args, args, training_args):
             load_tokenizer(args.init_from)
         except (FileNotFoundError, ValueError) as error:
             return report(error, "init_from")
+        positions = json.loads((Path(args.init_from) / "config.json").read_text())["max_position_embeddings"]
+        if model_args.max_source_length > positions:
+            return report(f"{model_args.max_source_length} tokens is more than the --init_from model's "
+                          f"max_position_embeddings={positions}: give --max_source_length {positions} or less",
+                          "max_source_length")
     try:
         return data_args.load("classification", args.max_train_samples, args.max_eval_samples,
                               args.max_predict_samples)
@@ -127,7 +133,7 @@ def load_model(model_args, args, raw, output_dir, resuming):
 
 
 def train(model_args, data_args, args, training_args):
-    raw = load_checked_data(data_args, args, training_args)
+    raw = load_checked_data(model_args, data_args, args, training_args)
     if isinstance(raw, int):
         return raw
     resuming = bool(training_args.resume_from_checkpoint)

@@ -182,7 +182,7 @@ def train(model_args, data_args, args, training_args):
         return 0
     finish_translation_run(trainer.model, TranslationRun(
         tokenizer, raw, data_args, model_args, args, output_dir, trainer.state.log_history,
-        training_args.per_device_eval_batch_size, training_summary(trainer)))
+        training_args.per_device_eval_batch_size, training_summary(trainer), trainer.state.global_step))
     return push_if_requested(push, output_dir)
 
 

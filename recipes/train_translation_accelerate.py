@@ -265,7 +265,7 @@ def train(model_args, data_args, args, loop_args, accelerator):
     if accelerator.is_main_process:
         finish_translation_run(accelerator.unwrap_model(model), TranslationRun(
             tokenizer, raw, data_args, model_args, args, loop_args.output_dir, loop.log_history,
-            loop_args.per_device_eval_batch_size, training_summary(loop, learning_rate)))
+            loop_args.per_device_eval_batch_size, training_summary(loop, learning_rate), loop.step))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     print(f"rank {accelerator.process_index} finished", flush=True)

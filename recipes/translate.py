@@ -17,6 +17,7 @@ longer than the model takes is translated truncated, and reported.
 import sys
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
@@ -111,9 +112,13 @@ def main(argv=None):
 
 
 def stream_translations(engine, stream, args):
-    """Translate and print batch by batch; (lines that failed, lines translated, the first sentence)."""
+    """Translate and print batch by batch; (lines that failed, lines translated, the first sentence). With --input, a
+    progress bar on stderr counts the file's lines."""
     failed, translated, first = 0, 0, None
+    total = sum(1 for _ in open(args.input, "rb")) if args.input else None
+    progress = tqdm(total=total, unit="line", desc="translating", file=sys.stderr, disable=total is None)
     for batch, problems in read_lines(stream, args.batch_size, engine.tokenizer, engine.max_tokens):
+        progress.update(len(batch) + len(problems))
         for number, problem in problems:
             print(f"line {number}: {problem}", file=sys.stderr, flush=True)
             if problem.startswith("not UTF-8"):

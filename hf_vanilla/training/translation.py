@@ -101,6 +101,7 @@ class TranslationRun:
     log_history: list
     eval_batch_size: int
     training: str  # one sentence on how the model was trained, for the card
+    steps: int | None = None  # optimiser steps trained
 
 
 def finish_translation_run(model, run: TranslationRun):
@@ -131,7 +132,7 @@ def finish_translation_run(model, run: TranslationRun):
     model.save_pretrained(staging)
     run.tokenizer.save_pretrained(staging)
     plot_training_curves(run.log_history, staging / "training_curves.png")
-    write_json(staging / "results.json", {"chosen": chosen, "results": summary})
+    write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "results": summary})
     write_translation_card(model, run, summary, chosen, staging)
     publish_files(staging, run.output_dir)
     test = results[chosen]["test"]
