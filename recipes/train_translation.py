@@ -32,6 +32,7 @@ from transformers import (
 )
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
+from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
 from hf_vanilla.training.corpora import CorpusError
@@ -138,6 +139,11 @@ def load_checked_data(model_args, data_args, args, training_args):
             check_model_folder(model_args.model_name_or_path, model_type=None)
         except (FileNotFoundError, ValueError) as error:
             return report(error, "model_name_or_path")
+    if model_args.tokenizer_name:
+        try:
+            load_tokenizer(model_args.tokenizer_name)
+        except (FileNotFoundError, ValueError) as error:
+            return report(error, "tokenizer_name")
     try:
         return data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
     except (CorpusError, ValueError, FileNotFoundError) as error:
@@ -190,9 +196,12 @@ def training_summary(trainer):
     args = trainer.args
     batches = (f"batches of at most {args.max_tokens} padded tokens per device" if args.max_tokens
                else f"batch {args.per_device_train_batch_size} sentences grouped by length")
-    return (f"{trainer.state.global_step} steps of Seq2SeqTrainer, {batches}, Adam (0.9, 0.98, 1e-9), peak lr "
-            f"{args.learning_rate:.2e} after {args.warmup_steps} warm-up steps, inverse-square-root decay, label "
-            f"smoothing {args.label_smoothing_factor}.")
+    budget = getattr(trainer, "_budget_schedule", None)  # a time budget may have shortened the warm-up
+    warmup = budget.warmup_steps if budget else args.warmup_steps
+    limit = f" in a budget of {args.max_train_minutes:g} minutes" if args.max_train_minutes else ""
+    return (f"{trainer.state.global_step} steps of Seq2SeqTrainer{limit}, {batches}, Adam (0.9, 0.98, 1e-9), peak lr "
+            f"{args.learning_rate:.2e} after {warmup} warm-up steps, inverse-square-root decay, label smoothing "
+            f"{args.label_smoothing_factor}.")
 
 
 if __name__ == "__main__":

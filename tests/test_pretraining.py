@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from hf_vanilla.training.budget import InverseSqrtSchedule
 from hf_vanilla.training.pretraining import MASK_TOKEN, InfillingCollator, chunk_ids, infill

@@ -13,7 +13,8 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
-MEASURED_STEPS = 10  # steps timed before the plan is made
+MEASURED_STEPS = 10  # steps timed before the plan is made, and at least this share of the budget (batches differ
+MEASURED_SHARE = 0.03  # in length, and length-grouped samplers put the longest first)
 WARMUP_SHARE = 0.25  # at most this share of the steps that fit is spent warming up
 
 
@@ -47,7 +48,7 @@ class TimeBudget(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.monotonic() - self.start
         done = state.global_step - self.first_step
-        if self.expected_steps is None and done >= MEASURED_STEPS:
+        if self.expected_steps is None and done >= MEASURED_STEPS and elapsed >= MEASURED_SHARE * self.seconds:
             self.expected_steps = state.global_step + int(done * (self.seconds - elapsed) / elapsed)
             if self.schedule is not None:
                 warmup = min(self.schedule.warmup_steps, max(1, int(WARMUP_SHARE * self.expected_steps)))
