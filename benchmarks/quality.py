@@ -211,6 +211,43 @@ def report(results):
     return "\n".join(lines) + "\n"
 
 
+def model_card_metadata(results):
+    """The Hub metadata block of the top-level model_card.md, from these results (the test checks they agree)."""
+    from hf_vanilla.training.cards import card_metadata
+
+    scores = []
+    if "translation" in results:
+        run = results["translation"]["models"]["hf_vanilla"]
+        test = run["results"][run["chosen"]]["test"]
+        scores += [(f"{CORPUS} {PAIR}", "test", metric, test[metric]) for metric in ("bleu", "chrf")]
+    for corpus, run in results.get("classification", {}).items():
+        scores += [(f"{corpus} (from scratch)", "test", "accuracy", run["hf_vanilla"]["accuracy"]),
+                   (f"{corpus} (from scratch)", "test", "f1", run["hf_vanilla"]["macro_f1"])]
+    for corpus, run in results.get("pretrained", {}).get("classification", {}).items():
+        scores += [(f"{corpus} (from pre-trained)", "test", "accuracy", run["accuracy"]),
+                   (f"{corpus} (from pre-trained)", "test", "f1", run["macro_f1"])]
+    metadata = card_metadata("hf_vanilla", "translation", CORPUS, f"{CORPUS} {PAIR}", [], languages=["en", "fr"],
+                             tags=["text-classification"])
+    metadata.datasets = [CORPUS, "rotten-tomatoes", "bbc-news"]
+    metadata.metrics = ["bleu", "chrf", "accuracy", "f1"]
+    from huggingface_hub import EvalResult
+
+    metadata.eval_results = [
+        EvalResult(task_type="translation" if name.startswith(CORPUS) else "text-classification",
+                   dataset_type=name.split(" ")[0], dataset_name=name, dataset_split=split, metric_type=metric,
+                   metric_value=round(float(value), 4))
+        for name, split, metric, value in scores]
+    return metadata
+
+
+def write_model_card_metadata(results, path):
+    """Replace (or add) the YAML block at the top of `path` with the metadata of these results."""
+    text = Path(path).read_text()
+    if text.startswith("---\n"):
+        text = text[text.index("\n---\n", 4) + 5 :].lstrip("\n")
+    Path(path).write_text(f"---\n{model_card_metadata(results).to_yaml()}\n---\n\n{text}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=["translation", "classification", "pretrained"],
@@ -228,6 +265,8 @@ def main(argv=None):
                         help="Override the classification recipe's epochs (a quick check).")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_dir", default="outputs/quality")
+    parser.add_argument("--model_card", help="Also write the results' Hub metadata at the top of this file "
+                                             "(model_card.md).")
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -250,6 +289,8 @@ def main(argv=None):
     write_json(output_dir / "quality.json", results)
     table = report(results)
     (output_dir / "quality.md").write_text(table)
+    if args.model_card:
+        write_model_card_metadata(results, args.model_card)
     print("\n" + table)
     return 0
 
