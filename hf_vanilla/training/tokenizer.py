@@ -33,7 +33,7 @@ def train_bpe_tokenizer(
         min_frequency=min_frequency,
         special_tokens=list(SPECIAL_TOKENS.values()) + ([mask_token] if mask_token else []),  # ids 0, 1, 2, 3 (4)
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        show_progress=True,  # to stderr; a large corpus takes a while
     )
     backend.train_from_iterator(texts, trainer=trainer)
     eos = SPECIAL_TOKENS["eos_token"]
