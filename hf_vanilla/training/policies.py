@@ -3,6 +3,7 @@
 - One run per output folder: `OutputFolderLock` (released by the operating system when the process ends, so a
   crashed run never leaves it stuck) and `check_output_dir` (a non-empty folder needs overwrite or resume), checked
   before the lock is taken (nothing is created for a refused run) and again under it.
+- A resumed run trains on what its checkpoint was trained on: `record_or_check_run` (run_settings.json).
 - Ctrl-C or SIGTERM: `StopRequest` records it; the recipe finishes the step, saves a checkpoint and stops.
 - A NaN or infinite loss stops training before the optimiser applies it: `check_finite_loss`.
 - The paper's peak learning rate: `paper_peak_learning_rate`.
