@@ -72,7 +72,7 @@ def generation_kwargs(generation_config, num_beams=None, length_penalty=None) ->
 
 
 @torch.no_grad()
-def translate(model, tokenizer, texts, batch_size=64, num_beams=None, length_penalty=None, max_source_length=None,
+def translate(model, tokenizer, texts, batch_size=64, num_beams=None, *, length_penalty=None, max_source_length=None,
               progress=None):
     """Translations of `texts` in their order, generated in batches of similar length.
 
@@ -85,13 +85,14 @@ def translate(model, tokenizer, texts, batch_size=64, num_beams=None, length_pen
     batches = length_sorted_batches(texts, batch_size)
     for chunk in tqdm(batches, desc=progress, unit="batch", disable=progress is None, file=sys.stderr):
         for i, text in zip(chunk, translate_batch(model, tokenizer, [texts[i] for i in chunk], num_beams,
-                                                  length_penalty, max_source_length)):
+                                                  length_penalty=length_penalty,
+                                                  max_source_length=max_source_length)):
             outputs[i] = text
     return outputs
 
 
 @torch.no_grad()
-def translate_batch(model, tokenizer, texts, num_beams=None, length_penalty=None, max_source_length=None):
+def translate_batch(model, tokenizer, texts, num_beams=None, *, length_penalty=None, max_source_length=None):
     """One `generate` call over `texts` (a list of strings); the translations, stripped."""
     limit = model.config.max_position_embeddings - 1
     batch = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,

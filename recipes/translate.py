@@ -74,7 +74,8 @@ class TransformersEngine:
 
     def translate(self, texts, num_beams, length_penalty):
         return translate(self.model, self.tokenizer, texts, len(texts), num_beams or self.settings["num_beams"],
-                         length_penalty if length_penalty is not None else self.settings["length_penalty"])
+                         length_penalty=length_penalty if length_penalty is not None else
+                         self.settings["length_penalty"])
 
 
 class CTranslate2Engine:

@@ -105,9 +105,10 @@ class DataArguments:
             dataset_dict = load_corpus(self.corpus, self.pair, self.cache_dir)
         else:
             dataset_dict = load_user_data(
-                task, self.dataset_name, self.dataset_config_name, self.train_file, self.validation_file,
-                self.test_file, self.text_column, self.label_column, self.source_column, self.target_column,
-                source_lang=self.source_lang, target_lang=self.target_lang,
+                task, dataset_name=self.dataset_name, dataset_config_name=self.dataset_config_name,
+                train_file=self.train_file, validation_file=self.validation_file, test_file=self.test_file,
+                text_column=self.text_column, label_column=self.label_column, source_column=self.source_column,
+                target_column=self.target_column, source_lang=self.source_lang, target_lang=self.target_lang,
             )
         for split, limit in [("train", max_train_samples), ("validation", max_eval_samples),
                              ("test", max_predict_samples)]:

@@ -97,7 +97,7 @@ def _check_csv(split, path, text, delimiter):
                                          f"rows.")
 
 
-def load_user_data(task, dataset_name=None, dataset_config_name=None, train_file=None, validation_file=None,
+def load_user_data(task, *, dataset_name=None, dataset_config_name=None, train_file=None, validation_file=None,
                    test_file=None, text_column="text", label_column="label", source_column="source",
                    target_column="target", validation_size=1000, test_size=1000, source_lang=None, target_lang=None):
     """Local csv / tsv / json / jsonl / parquet files or a datasets hub id, renamed to this project's columns.
