@@ -104,8 +104,8 @@ def trained(tmp_path_factory):
     out = root / "model"
     result = subprocess.run([sys.executable, "-m", "recipes.train_translation", "--train_file", str(data),
                              "--source_column", "en", "--target_column", "fr", "--output_dir", str(out), "--preset",
-                             "tiny", "--vocab_size", "300", "--max_steps", "120", "--learning_rate", "3e-3",
-                             "--warmup_steps", "20", "--save_steps", "60", "--eval_strategy", "no",
+                             "tiny", "--vocab_size", "300", "--max_steps", "60", "--learning_rate", "3e-3",
+                             "--warmup_steps", "20", "--save_steps", "30", "--eval_strategy", "no",
                              "--max_eval_samples", "10", "--max_predict_samples", "10", "--average_last_n", "1"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
