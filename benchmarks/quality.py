@@ -232,9 +232,11 @@ def model_card_metadata(results):
     metadata.metrics = ["bleu", "chrf", "accuracy", "f1"]
     from huggingface_hub import EvalResult
 
+    # the start of the weights as the dataset's config: the Hub groups results by task, dataset and config
     metadata.eval_results = [
         EvalResult(task_type="translation" if name.startswith(CORPUS) else "text-classification",
                    dataset_type=name.split(" ")[0], dataset_name=name, dataset_split=split, metric_type=metric,
+                   dataset_config=name.split("(")[-1].rstrip(")").replace(" ", "-") if "(" in name else PAIR,
                    metric_value=round(float(value), 4))
         for name, split, metric, value in scores]
     return metadata
