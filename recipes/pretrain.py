@@ -200,7 +200,9 @@ def write_pretraining_card(model, sources, vocabulary_only, args, results, train
          + markdown_table(["source", "texts", "licence"], rows)
          + (f"\n\nThe vocabulary also saw {len(vocabulary_only):,} target-side training texts of "
             f"{args.vocabulary_pairs} (vocabulary only)." if vocabulary_only else "")),
-        ("Training", f"{results['steps']} steps of Seq2SeqTrainer, text infilling (Poisson({args.poisson_lambda}) "
+        ("Training", f"{results['steps']} steps of Seq2SeqTrainer"
+                     + (f" in a budget of {training_args.max_train_minutes:g} minutes"
+                        if training_args.max_train_minutes else "") + ", text infilling (Poisson({args.poisson_lambda}) "
                      f"spans, {args.mask_ratio:.0%} of the tokens), batch {training_args.per_device_train_batch_size}"
                      f" pieces of at most {config.max_position_embeddings - 64} tokens, peak lr "
                      f"{training_args.learning_rate:.2e}, held-out denoising loss {results['validation_loss']:.3f}."),
