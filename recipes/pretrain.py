@@ -187,6 +187,8 @@ def train(model_args, _, args, training_args):
 
 def write_pretraining_card(model, sources, vocabulary_only, args, results, training_args):
     config, output_dir = model.config, training_args.output_dir
+    minutes = training_args.max_train_minutes
+    budget = f" in a budget of {minutes:g} minutes" if minutes else ""
     rows = [[f"`{name}`", f"{len(texts):,}", licence] for name, (licence, texts) in sources.items()]
     metadata = card_metadata(Path(output_dir).name, "fill-mask", "hf_vanilla-english", "English training text",
                              [("validation", "loss", results["validation_loss"])], languages=["en"],
@@ -200,12 +202,11 @@ def write_pretraining_card(model, sources, vocabulary_only, args, results, train
          + markdown_table(["source", "texts", "licence"], rows)
          + (f"\n\nThe vocabulary also saw {len(vocabulary_only):,} target-side training texts of "
             f"{args.vocabulary_pairs} (vocabulary only)." if vocabulary_only else "")),
-        ("Training", f"{results['steps']} steps of Seq2SeqTrainer"
-                     + (f" in a budget of {training_args.max_train_minutes:g} minutes"
-                        if training_args.max_train_minutes else "") + ", text infilling (Poisson({args.poisson_lambda}) "
-                     f"spans, {args.mask_ratio:.0%} of the tokens), batch {training_args.per_device_train_batch_size}"
-                     f" pieces of at most {config.max_position_embeddings - 64} tokens, peak lr "
-                     f"{training_args.learning_rate:.2e}, held-out denoising loss {results['validation_loss']:.3f}."),
+        ("Training", f"{results['steps']} steps of Seq2SeqTrainer{budget}, text infilling (Poisson("
+                     f"{args.poisson_lambda}) spans, {args.mask_ratio:.0%} of the tokens), batch "
+                     f"{training_args.per_device_train_batch_size} pieces of at most "
+                     f"{config.max_position_embeddings - 64} tokens, peak lr {training_args.learning_rate:.2e}, "
+                     f"held-out denoising loss {results['validation_loss']:.3f}."),
         ("Reproduce", f"```\n{command_line()}\n```"),
         ("Use", f"`python -m recipes.train_classification --init_from {output_dir}` or `python -m "
                 f"recipes.train_translation --model_name_or_path {output_dir}`."),
