@@ -133,19 +133,26 @@ def pretrained(args, output_dir):
                "classification": {}, "translation": {}}
     positions = json.loads((folder / "config.json").read_text())["max_position_embeddings"]
     for corpus in ("rotten-tomatoes", "bbc-news"):
-        run_dir = output_dir / f"pretrained-classification-{corpus}"
-        start = time.time()
-        status = train_classification.main([
-            "--corpus", corpus, "--init_from", str(folder), "--output_dir", str(run_dir), "--overwrite_output_dir",
-            "--seed", str(args.seed), "--save_total_limit", "1", "--learning_rate", str(args.finetune_learning_rate),
-            "--num_train_epochs", str(args.finetune_epochs), "--warmup_steps", "100",
-            *(["--max_source_length", str(min(256, positions))] if corpus == "bbc-news" else [])])
-        if status:
-            raise SystemExit(f"fine-tuning the {corpus} classifier stopped with status {status}")
-        scores = json.loads((run_dir / "results.json").read_text())
-        results["classification"][corpus] = {
-            "accuracy": scores["test"]["test_accuracy"], "macro_f1": scores["test"]["test_macro_f1"],
-            "validation_accuracy": scores["validation"]["validation_accuracy"], "minutes": (time.time() - start) / 60}
+        runs = {}
+        for learning_rate in args.finetune_learning_rates:  # chosen on validation accuracy
+            run_dir = output_dir / f"pretrained-classification-{corpus}-lr{learning_rate:g}"
+            start = time.time()
+            status = train_classification.main([
+                "--corpus", corpus, "--init_from", str(folder), "--output_dir", str(run_dir),
+                "--overwrite_output_dir", "--seed", str(args.seed), "--save_total_limit", "1", "--learning_rate",
+                str(learning_rate), "--num_train_epochs", str(args.finetune_epochs), "--warmup_steps", "100",
+                *(["--max_source_length", str(min(256, positions))] if corpus == "bbc-news" else [])])
+            if status:
+                raise SystemExit(f"fine-tuning the {corpus} classifier stopped with status {status}")
+            scores = json.loads((run_dir / "results.json").read_text())
+            runs[f"{learning_rate:g}"] = {
+                "accuracy": scores["test"]["test_accuracy"], "macro_f1": scores["test"]["test_macro_f1"],
+                "validation_accuracy": scores["validation"]["validation_accuracy"],
+                "minutes": (time.time() - start) / 60}
+        chosen = max(runs, key=lambda lr: runs[lr]["validation_accuracy"])
+        results["classification"][corpus] = {**runs[chosen], "learning_rate": chosen, "by_learning_rate": runs}
+    if args.pretrained_steps <= 0:
+        return {**results, "finetune_epochs": args.finetune_epochs}
     for name, start_from in [("from scratch", []), ("from pre-trained", ["--model_name_or_path", str(folder)])]:
         run_dir = output_dir / f"pretrained-translation-{name.replace(' ', '-')}"
         start = time.time()
@@ -159,8 +166,7 @@ def pretrained(args, output_dir):
             raise SystemExit(f"training the translator {name} stopped with status {status}")
         summary = json.loads((run_dir / "results.json").read_text())
         results["translation"][name] = {"minutes": (time.time() - start) / 60, **summary}
-    return {**results, "steps": args.pretrained_steps, "finetune_learning_rate": args.finetune_learning_rate,
-            "finetune_epochs": args.finetune_epochs}
+    return {**results, "steps": args.pretrained_steps, "finetune_epochs": args.finetune_epochs}
 
 
 def report(results):
@@ -190,7 +196,8 @@ def report(results):
             rows.append([corpus, f"TF-IDF + logistic regression (C={baseline['C']})",
                          f"{baseline['test']['accuracy']:.4f}", f"{baseline['test']['macro_f1']:.4f}"])
         for corpus, run in results.get("pretrained", {}).get("classification", {}).items():
-            rows.append([corpus, "hf_vanilla (from pre-trained)", f"{run['accuracy']:.4f}", f"{run['macro_f1']:.4f}"])
+            rows.append([corpus, f"hf_vanilla (from pre-trained, lr {run['learning_rate']} chosen on validation)",
+                         f"{run['accuracy']:.4f}", f"{run['macro_f1']:.4f}"])
         rows.sort(key=lambda row: row[0], reverse=True)
         lines += ["", "Classification, test split:", "",
                   markdown_table(["corpus", "model", "accuracy", "macro-F1"], rows)]
@@ -255,9 +262,10 @@ def main(argv=None):
     parser.add_argument("--tasks", nargs="+", choices=["translation", "classification", "pretrained"],
                         default=["translation", "classification"])
     parser.add_argument("--pretrained", help="A folder written by recipes.pretrain (for --tasks pretrained).")
-    parser.add_argument("--pretrained_steps", type=int, default=300, help="Translation steps from scratch and from "
-                                                                          "the pre-trained model.")
-    parser.add_argument("--finetune_learning_rate", type=float, default=3e-4)
+    parser.add_argument("--pretrained_steps", type=int, default=800, help="Translation steps from scratch and from "
+                                                                          "the pre-trained model (0: none).")
+    parser.add_argument("--finetune_learning_rates", type=float, nargs="+", default=[3e-4, 1e-4],
+                        help="Fine-tuning learning rates tried; the one with the best validation accuracy is kept.")
     parser.add_argument("--finetune_epochs", type=float, default=3.0)
     parser.add_argument("--steps", type=int, default=1600, help="Training steps of each translation model.")
     parser.add_argument("--preset", default="small", help="Size of both translation models.")

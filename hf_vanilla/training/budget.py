@@ -13,8 +13,10 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
-MEASURED_STEPS = 10  # steps timed before the plan is made, and at least this share of the budget (batches differ
-MEASURED_SHARE = 0.03  # in length, and length-grouped samplers put the longest first)
+# the plan is made from the speed of the steps after the first MEASURED_STEPS (which include start-up costs and, with
+# length-grouped batches, the longest batch), measured over MEASURED_SHARE of the budget
+MEASURED_STEPS = 10
+MEASURED_SHARE = 0.03
 WARMUP_SHARE = 0.25  # at most this share of the steps that fit is spent warming up
 
 
@@ -39,23 +41,22 @@ class TimeBudget(TrainerCallback):
 
     def __init__(self, minutes, schedule=None):
         self.seconds, self.schedule = minutes * 60.0, schedule
-        self.start = self.first_step = None
+        self.start = self.first_step = self.timed_from = None  # timed_from: (time, step) where the speed is measured
         self.expected_steps = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start, self.first_step = time.monotonic(), state.global_step
 
     def on_step_end(self, args, state, control, **kwargs):
-        elapsed = time.monotonic() - self.start
-        done = state.global_step - self.first_step
-        if self.expected_steps is None and done >= MEASURED_STEPS and elapsed >= MEASURED_SHARE * self.seconds:
-            self.expected_steps = state.global_step + int(done * (self.seconds - elapsed) / elapsed)
-            if self.schedule is not None:
-                warmup = min(self.schedule.warmup_steps, max(1, int(WARMUP_SHARE * self.expected_steps)))
-                if warmup < self.schedule.warmup_steps:
-                    logger.warning("time budget: about %d steps fit; warm-up shortened from %d to %d steps",
-                                   self.expected_steps, self.schedule.warmup_steps, warmup)
-                self.schedule.warmup_steps = warmup
+        now = time.monotonic()
+        elapsed = now - self.start
+        if self.timed_from is None and state.global_step - self.first_step >= MEASURED_STEPS:
+            self.timed_from = (now, state.global_step)
+        elif self.expected_steps is None and self.timed_from and now - self.timed_from[0] >= MEASURED_SHARE * \
+                self.seconds:
+            rate = (state.global_step - self.timed_from[1]) / (now - self.timed_from[0])
+            self.expected_steps = state.global_step + int(rate * (self.seconds - elapsed))
+            self._plan_warmup()
             logger.info("time budget: about %d steps fit in %.1f minutes", self.expected_steps, self.seconds / 60)
         if elapsed >= self.seconds:
             logger.info("time budget of %.1f minutes spent at step %d: stopping", self.seconds / 60,
@@ -63,3 +64,12 @@ class TimeBudget(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def _plan_warmup(self):
+        if self.schedule is None:
+            return
+        warmup = min(self.schedule.warmup_steps, max(1, int(WARMUP_SHARE * self.expected_steps)))
+        if warmup < self.schedule.warmup_steps:
+            logger.warning("time budget: about %d steps fit; warm-up shortened from %d to %d steps",
+                           self.expected_steps, self.schedule.warmup_steps, warmup)
+        self.schedule.warmup_steps = warmup
