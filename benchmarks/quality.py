@@ -137,7 +137,8 @@ def pretrained(args, output_dir):
         for learning_rate in args.finetune_learning_rates:  # chosen on validation accuracy
             run_dir = output_dir / f"pretrained-classification-{corpus}-lr{learning_rate:g}"
             start = time.time()
-            status = train_classification.main([
+            done = args.reuse_runs and (run_dir / "results.json").is_file()
+            status = 0 if done else train_classification.main([
                 "--corpus", corpus, "--init_from", str(folder), "--output_dir", str(run_dir),
                 "--overwrite_output_dir", "--seed", str(args.seed), "--save_total_limit", "1", "--learning_rate",
                 str(learning_rate), "--num_train_epochs", str(args.finetune_epochs), "--warmup_steps", "100",
@@ -267,6 +268,9 @@ def main(argv=None):
     parser.add_argument("--finetune_learning_rates", type=float, nargs="+", default=[3e-4, 1e-4],
                         help="Fine-tuning learning rates tried; the one with the best validation accuracy is kept.")
     parser.add_argument("--finetune_epochs", type=float, default=3.0)
+    parser.add_argument("--reuse_runs", action="store_true",
+                        help="Keep the fine-tuning runs already finished in --output_dir instead of training them "
+                             "again (an interrupted benchmark goes on where it stopped).")
     parser.add_argument("--steps", type=int, default=1600, help="Training steps of each translation model.")
     parser.add_argument("--preset", default="small", help="Size of both translation models.")
     parser.add_argument("--max_predict_samples", type=int, default=None,
