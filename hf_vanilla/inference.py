@@ -119,18 +119,22 @@ def read_lines(stream, batch_size, tokenizer=None, max_tokens=None):
             problems.append((number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}): "
                                      f"skipped; save the input as UTF-8"))
             continue
-        if not text:
-            continue
-        if tokenizer is not None and max_tokens:
-            length = len(tokenizer(text)["input_ids"])
-            if length > max_tokens:
-                problems.append((number, f"{length} tokens, truncated to the model's {max_tokens}"))
-        batch.append((number, text))
+        if text:
+            batch.append((number, text))
         if len(batch) == batch_size:
-            yield batch, problems
+            yield batch, _with_truncations(batch, problems, tokenizer, max_tokens)
             batch, problems = [], []
     if batch or problems:
-        yield batch, problems
+        yield batch, _with_truncations(batch, problems, tokenizer, max_tokens)
+
+
+def _with_truncations(batch, problems, tokenizer, max_tokens):
+    """`problems` plus the batch's lines longer than `max_tokens` (one tokenizer call per batch), in line order."""
+    if tokenizer is not None and max_tokens and batch:
+        lengths = map(len, tokenizer([text for _, text in batch])["input_ids"])
+        problems = problems + [(number, f"{length} tokens, truncated to the model's {max_tokens}")
+                               for (number, _), length in zip(batch, lengths) if length > max_tokens]
+    return sorted(problems)
 
 
 @torch.no_grad()

@@ -116,7 +116,10 @@ def stream_translations(engine, stream, args):
     """Translate and print batch by batch; (lines that failed, lines translated, the first sentence). With --input, a
     progress bar on stderr counts the file's lines."""
     failed, translated, first = 0, 0, None
-    total = sum(1 for _ in open(args.input, "rb")) if args.input else None
+    total = None
+    if args.input:
+        with open(args.input, "rb") as lines:
+            total = sum(1 for _ in lines)
     progress = tqdm(total=total, unit="line", desc="translating", file=sys.stderr, disable=total is None)
     for batch, problems in read_lines(stream, args.batch_size, engine.tokenizer, engine.max_tokens):
         progress.update(len(batch) + len(problems))

@@ -7,6 +7,7 @@ writes the original text back. Reconstructing whole spans from context trains th
 well as the decoder for generation.
 """
 
+import math
 import random
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def infill(ids, mask_id, rng, mask_ratio=0.3, poisson_lambda=3.0):
 
 def _poisson(rng, lam):
     """A Poisson draw (Knuth's method; lambda is small)."""
-    threshold, k, product = pow(2.718281828459045, -lam), 0, rng.random()
+    threshold, k, product = math.exp(-lam), 0, rng.random()
     while product > threshold:
         k += 1
         product *= rng.random()
