@@ -52,8 +52,8 @@ def main():
     test = load_corpus(args.corpus, args.pair)["test"]
     if args.max_samples:
         test = test.select(range(min(args.max_samples, len(test))))
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=False).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=False)
     limit = model.config.max_position_embeddings - 1
     sources, references = list(test["source"]), list(test["target"])
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # batches of similar length, as translate

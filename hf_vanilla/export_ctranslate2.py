@@ -18,7 +18,7 @@ import torch
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
 from .files import atomic_folder
-from .inference import GENERATION_FILE, decoding_settings, output_length_limit
+from .inference import GENERATION_FILE, decoding_settings, load_tokenizer, output_length_limit
 from .loading_vanilla_transformer import check_model_folder
 from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration
 
@@ -140,7 +140,7 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
 
     The folder is built beside `output_dir` and moved into place when complete, so an interrupted export leaves
     nothing half-written; an existing non-empty `output_dir` is refused unless `overwrite`."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM
 
     _ctranslate2()
     if quantization is not None and quantization not in QUANTIZATIONS:
@@ -164,7 +164,7 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     if not (Path(model_dir) / TOKENIZER_FILES[0]).is_file():
         raise FileNotFoundError(f"{model_dir} has no {TOKENIZER_FILES[0]}: the exported folder needs the model's "
                                 f"tokenizer.")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code).eval()
     names = tokenizer.convert_ids_to_tokens
     special = {"bos_token": names(model.config.bos_token_id), "eos_token": names(model.config.eos_token_id),
@@ -189,16 +189,15 @@ class CTranslate2Translator:
     """Translate text with an exported folder: the engine's `Translator`, the saved tokenizer, and the folder's
     decoding settings (each batch may output up to its longest input + 50 tokens, as `recipes.translate`)."""
 
-    def __init__(self, folder, device="cpu", compute_type="default", inter_threads=1, intra_threads=0):
-        from transformers import AutoTokenizer
-
+    def __init__(self, folder, device="cpu", compute_type="default", inter_threads=1, intra_threads=0,
+                 trust_remote_code=False):
         ctranslate2 = _ctranslate2()
         if not (Path(folder) / "model.bin").is_file():
             raise FileNotFoundError(f"{folder} has no model.bin: give a folder written by recipes.export "
                                     f"--format ctranslate2.")
         self.translator = ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
                                                  inter_threads=inter_threads, intra_threads=intra_threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
         with open(Path(folder) / GENERATION_FILE, encoding="utf-8") as handle:
             self.max_positions = json.load(handle)["max_position_embeddings"]
         self.settings = decoding_settings(folder)

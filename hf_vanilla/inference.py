@@ -43,15 +43,33 @@ def decoding_settings(folder) -> dict:
     return settings
 
 
-def load_tokenizer(folder):
-    """AutoTokenizer from a saved folder, with a clear error when the folder is missing or holds no tokenizer."""
+def load_tokenizer(folder, *, trust_remote_code: bool):
+    """AutoTokenizer from a saved folder, with a clear error when the folder is missing or holds no tokenizer.
+
+    `trust_remote_code` is required and always passed on: left unset, transformers asks "Do you wish to run the
+    custom code? [y/N]" on stdin for a folder whose tokenizer_config.json has an `auto_map`, and so reads the lines a
+    recipe was given to translate. With False such a folder is refused (ValueError) before any input is read."""
     path = Path(folder)
     if not path.is_dir():
         raise FileNotFoundError(f"No tokenizer folder at {folder}: give a folder written by save_pretrained.")
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no tokenizer (no tokenizer.json): give the output folder of a "
                                 f"training run, or a folder written by tokenizer.save_pretrained.")
-    return AutoTokenizer.from_pretrained(folder)
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=bool(trust_remote_code))
+    except ValueError as error:
+        if not trust_remote_code and _declares_code(path / "tokenizer_config.json"):
+            raise ValueError(f"{path / 'tokenizer_config.json'} names code of its own (auto_map) that loading it "
+                             f"would run: refused. Pass --trust_remote_code True (trust_remote_code=True) only if "
+                             f"you trust the folder.") from error
+        raise
+
+
+def _declares_code(path):
+    try:
+        return "auto_map" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def length_sorted_batches(texts, batch_size):

@@ -42,7 +42,7 @@ def main(argv=None):
         return report(f"cannot read {args.input} ({error.strerror}): give a text file with one text a line", "input")
     try:
         check_model_folder(args.model, model_type=None)
-        tokenizer = load_tokenizer(args.model)
+        tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
         classifier = pipeline("text-classification", model=args.model, tokenizer=tokenizer, device="cpu",
                               trust_remote_code=args.trust_remote_code, truncation=True)
     except (FileNotFoundError, ValueError) as error:

@@ -52,8 +52,8 @@ def main(argv=None):
     test = results["results"][results["chosen"]]["test"]
     print(f"\nreached: {results['steps']} training steps in the {args.max_train_minutes:g}-minute budget, test BLEU "
           f"{test['bleu']:.2f} (500 sentences, beam 4, {results['chosen']} model)")
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(args.output_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.output_dir, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(args.output_dir, trust_remote_code=False)
     print("\nfive translations (beam 4):")
     for source, target in zip(SENTENCES, translate(model, tokenizer, SENTENCES)):
         print(f"  {source}\n    -> {target}")

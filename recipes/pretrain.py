@@ -152,7 +152,7 @@ def train(model_args, _, args, training_args):
     if resuming:
         from hf_vanilla.inference import load_tokenizer
 
-        tokenizer = load_tokenizer(output_dir)
+        tokenizer = load_tokenizer(output_dir, trust_remote_code=False)  # this run's own
     else:
         print(f"training a BPE vocabulary of {model_args.vocab_size} tokens", file=sys.stderr)
         tokenizer = train_bpe_tokenizer(texts + vocabulary_only, vocab_size=model_args.vocab_size,

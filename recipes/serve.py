@@ -113,7 +113,7 @@ def build_page(folder, trust_remote_code=False):
     import gradio as gr
 
     check_model_folder(folder, model_type=None)
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
     if is_classifier(folder):
         model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
         return classification_page(gr, model.eval(), tokenizer, folder)

@@ -97,7 +97,7 @@ def load_checked_data(model_args, data_args, args, training_args):
     if args.init_from:
         try:
             check_model_folder(args.init_from)
-            load_tokenizer(args.init_from)
+            load_tokenizer(args.init_from, trust_remote_code=model_args.trust_remote_code)
         except (FileNotFoundError, ValueError) as error:
             return report(error, "init_from")
         positions = json.loads((Path(args.init_from) / "config.json").read_text())["max_position_embeddings"]
@@ -118,9 +118,9 @@ def load_model(model_args, args, raw, output_dir, resuming):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {name: i for i, name in enumerate(label_names)}}
     if args.init_from:
-        tokenizer = load_tokenizer(args.init_from)
+        tokenizer = load_tokenizer(args.init_from, trust_remote_code=model_args.trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
-            args.init_from, classifier_pooling=args.classifier_pooling,
+            args.init_from, trust_remote_code=model_args.trust_remote_code, classifier_pooling=args.classifier_pooling,
             attn_implementation=model_args.attn_implementation, **labels,
             **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),
         )

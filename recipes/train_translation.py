@@ -121,6 +121,7 @@ def load_model(model_args, tokenizer):
     if not model_args.model_name_or_path:
         return VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     return AutoModelForSeq2SeqLM.from_pretrained(model_args.model_name_or_path,
+                                                 trust_remote_code=model_args.trust_remote_code,
                                                  attn_implementation=model_args.attn_implementation)
 
 
@@ -141,7 +142,7 @@ def load_checked_data(model_args, data_args, args, training_args):
             return report(error, "model_name_or_path")
     if model_args.tokenizer_name:
         try:
-            load_tokenizer(model_args.tokenizer_name)
+            load_tokenizer(model_args.tokenizer_name, trust_remote_code=model_args.trust_remote_code)
         except (FileNotFoundError, ValueError) as error:
             return report(error, "tokenizer_name")
     try:

@@ -67,7 +67,7 @@ class TransformersEngine:
 
     def __init__(self, args):
         check_model_folder(args.model, model_type=None)
-        self.tokenizer = load_tokenizer(args.model)
+        self.tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
         self.settings = decoding_settings(args.model)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
         self.max_tokens = self.model.config.max_position_embeddings - 1
@@ -82,7 +82,7 @@ class CTranslate2Engine:
     def __init__(self, args):
         from hf_vanilla.export_ctranslate2 import CTranslate2Translator
 
-        self.translator = CTranslate2Translator(args.model)
+        self.translator = CTranslate2Translator(args.model, trust_remote_code=args.trust_remote_code)
         self.tokenizer, self.max_tokens = self.translator.tokenizer, self.translator.max_positions - 1
 
     def translate(self, texts, num_beams, length_penalty):

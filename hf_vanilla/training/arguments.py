@@ -20,9 +20,17 @@ class ModelArguments:
     vocab_size: int = field(default=8000, metadata={"help": "BPE vocabulary size when a tokenizer is trained."})
     norm_first: bool = field(default=True, metadata={"help": "Pre-LN (True) or the paper's post-LN (False)."})
     dropout: float | None = field(default=None, metadata={"help": "Override the preset's dropout."})
+    init_std: float | None = field(
+        default=None, metadata={"help": "Override the std of the linear layers' normal initialiser (the config's "
+                                        "init_std)."}
+    )
     max_source_length: int = field(default=128, metadata={"help": "Longer sources are truncated."})
     max_target_length: int = field(default=128, metadata={"help": "Longer targets are truncated."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow code of its own in --model_name_or_path / --tokenizer_name (never "
+                                         "asked on stdin: without it such a folder is refused)."}
+    )
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -32,7 +40,8 @@ class ModelArguments:
 
     def config(self, tokenizer, **extra):
         """The preset, sized to the tokenizer, with this run's overrides."""
-        overrides = {"norm_first": self.norm_first, **({"dropout": self.dropout} if self.dropout is not None else {})}
+        overrides = {"norm_first": self.norm_first}
+        overrides.update({name: getattr(self, name) for name in ("dropout", "init_std") if getattr(self, name) is not None})
         return VanillaTransformerConfig.from_preset(
             self.preset,
             vocab_size=len(tokenizer),

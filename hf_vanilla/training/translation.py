@@ -27,9 +27,9 @@ def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False):
     target together, one vocabulary) and saved in `output_dir`."""
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if name:
-        return load_tokenizer(name)
+        return load_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
     if resuming and output_dir and (Path(output_dir) / "tokenizer.json").is_file():
-        return load_tokenizer(output_dir)
+        return load_tokenizer(output_dir, trust_remote_code=False)  # this run's own, written by the project
     print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
     tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
     if output_dir:
@@ -43,7 +43,8 @@ def run_settings(model_args, data_args, raw, columns):
         "data": str(data_args.name), "pair": data_args.pair, "train_rows": len(raw["train"]),
         "train_sha256": data_fingerprint(raw["train"], columns), "preset": model_args.preset,
         "model_name_or_path": model_args.model_name_or_path, "tokenizer_name": model_args.tokenizer_name,
-        "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first,
+        "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first, "dropout": model_args.dropout,
+        "init_std": model_args.init_std,
         "max_source_length": model_args.max_source_length, "max_target_length": model_args.max_target_length,
     }
 

@@ -1,0 +1,113 @@
+"""Folders are inputs a user may not control: no folder's own code runs unless the user asked, nothing is ever read
+from stdin for a prompt, and no command deletes or replaces a folder it did not write (reliability round three)."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config, word_tokenizer
+from test_recipes import REPO
+
+from hf_vanilla import VanillaTransformerForConditionalGeneration, VanillaTransformerForSequenceClassification
+
+WORDS = "the cat dog red car yes".split()
+LINES = "the cat\nthe dog\nyes\nred car\n"  # "yes" is what transformers' own prompt would have taken as consent
+# the folder's own tokenizer code: importing it writes a marker file
+EVIL = """import os, pathlib
+pathlib.Path(os.environ["HF_VANILLA_TEST_MARKER"]).write_text("the folder's code ran")
+from transformers import PreTrainedTokenizerFast
+class EvilTokenizerFast(PreTrainedTokenizerFast):
+    pass
+"""
+
+
+def with_own_tokenizer_code(folder):
+    """Make `folder`'s tokenizer one that only its own code (auto_map) can build, as a hostile folder would."""
+    config_file = Path(folder) / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config.update(tokenizer_class="EvilTokenizerFast", auto_map={"AutoTokenizer": [None, "evil.EvilTokenizerFast"]})
+    config_file.write_text(json.dumps(config))
+    (Path(folder) / "evil.py").write_text(EVIL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("untrusted")
+    torch.manual_seed(0)
+    tokenizer = word_tokenizer(WORDS)
+    VanillaTransformerForConditionalGeneration(tiny_config()).save_pretrained(root / "translation")
+    tokenizer.save_pretrained(root / "translation")
+    classifier = VanillaTransformerForSequenceClassification(tiny_config(num_labels=2))
+    classifier.save_pretrained(root / "classifier")
+    tokenizer.save_pretrained(root / "classifier")
+    folders = {"transformers": root / "translation", "classify": root / "classifier"}
+    try:
+        from hf_vanilla.export_ctranslate2 import export_ctranslate2
+
+        folders["ctranslate2"] = export_ctranslate2(root / "translation", root / "ct2")
+    except ImportError:
+        pass
+    for folder in folders.values():
+        with_own_tokenizer_code(folder)
+    return folders
+
+
+def piped(module, *args, marker):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, input=LINES,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_VANILLA_TEST_MARKER": str(marker)})
+
+
+def command(kind, folder):
+    if kind == "classify":
+        return ["recipes.classify", "--model", folder]
+    return ["recipes.translate", "--engine", kind, "--model", folder, "--num_beams", "1"]
+
+
+@pytest.mark.parametrize("kind", ["transformers", "ctranslate2", "classify"])
+def test_folder_code_never_runs_unasked_and_stdin_is_never_a_prompt(kind, folders, tmp_path):
+    if kind not in folders:
+        pytest.skip("the [serve] extra (ctranslate2) is not installed")
+    marker = tmp_path / "marker"
+    refused = piped(*command(kind, folders[kind]), marker=marker)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "--model" in refused.stderr and "--trust_remote_code True" in refused.stderr
+    assert "Do you wish to run the custom code" not in refused.stdout + refused.stderr
+    assert not marker.exists() and refused.stdout == ""
+    # asked for: the code runs, no prompt takes a line, and every line (the "yes" too) gets its output line
+    allowed = piped(*command(kind, folders[kind]), "--trust_remote_code", "True", marker=marker)
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert marker.exists() and "Do you wish" not in allowed.stdout + allowed.stderr
+    assert len(allowed.stdout.splitlines()) == len(LINES.splitlines())
+
+
+# what loads a folder through transformers' Auto machinery (which resolves a folder's auto_map)
+_AUTO_LOADS = ("from_pretrained", "pipeline")
+
+
+def _unguarded_loads(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+        auto = (name == "from_pretrained" and owner.startswith("Auto")) or name == "pipeline"
+        keywords = {keyword.arg for keyword in node.keywords}
+        if auto and "trust_remote_code" not in keywords and None not in keywords:
+            yield f"{path.relative_to(REPO)}:{node.lineno}"
+
+
+def test_every_auto_load_in_the_project_passes_trust_remote_code():
+    """The rule, not the cases: a load left to transformers' default may prompt on stdin (the bug above)."""
+    files = [p for part in ("hf_vanilla", "recipes", "benchmarks") for p in sorted((REPO / part).rglob("*.py"))]
+    assert len(files) > 20
+    offenders = [where for path in files for where in _unguarded_loads(path)]
+    assert offenders == [], f"Auto*.from_pretrained / pipeline without an explicit trust_remote_code: {offenders}"
