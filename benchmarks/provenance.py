@@ -1,0 +1,63 @@
+"""Where a published number came from: the commit, the command, the machine and the date, recorded beside it.
+
+Every benchmark writes its result JSON into benchmarks/results/ with `provenance()` under the key "provenance", and
+the tables in README.md, model_card.md and docs/ are written from those files (benchmarks/tables.py).
+"""
+
+import datetime
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def machine():
+    """The machine in a few words: processor, cores, memory, and the versions that shape the numbers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    import torch
+    import transformers
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "memory_gib": round(memory, 1) if memory else None, "python": platform.python_version(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "os": platform.platform()}
+
+
+def provenance(argv=None):
+    """commit (and whether the tree had uncommitted changes), command, machine and date of this run."""
+    argv = sys.argv if argv is None else argv
+    script = Path(argv[0])
+    try:
+        script = script.resolve().relative_to(ROOT)
+    except ValueError:
+        pass
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(status) if status is not None else None,
+        "command": "python " + " ".join([shlex.quote(str(script))] + [shlex.quote(a) for a in argv[1:]]),
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
