@@ -108,9 +108,10 @@ def main(argv=None):
                 print(f"reusing {name} at {steps} steps (run at {same[0]['provenance']['commit']})", flush=True)
                 continue
             print(f"training {name} for {steps} steps", flush=True)
+            where = provenance()  # before the run: the commit and tree that trained it
             result = {"name": name, "steps_requested": steps, "seed": args.seed, **run(name, flags, steps, args.seed,
                                                                                        Path(args.workdir)),
-                      "provenance": provenance()}
+                      "provenance": where}
             runs = [r for r in runs if not (r["name"] == name and r["steps_requested"] == steps and
                                             r["seed"] == args.seed)] + [result]
             output.parent.mkdir(parents=True, exist_ok=True)

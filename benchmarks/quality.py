@@ -178,10 +178,10 @@ def report(results):
         translation = results["translation"]
         for name, run in translation["models"].items():
             for model_name, splits in run["results"].items():
-                test = splits["test"]
+                test = splits.get("test")  # scored for the chosen model only
                 rows.append([name, model_name + (" (chosen on validation)" if model_name == run["chosen"] else ""),
-                             f"{splits['validation']['bleu']:.2f}", f"{test['bleu']:.2f}", f"{test['chrf']:.2f}",
-                             f"{run['minutes']:.0f}"])
+                             f"{splits['validation']['bleu']:.2f}", f"{test['bleu']:.2f}" if test else "-",
+                             f"{test['chrf']:.2f}" if test else "-", f"{run['minutes']:.0f}"])
         first = next(iter(translation["models"].values()))
         signature = first["results"][first["chosen"]]["test"]
         lines += ["", f"Translation, {CORPUS} {PAIR}, `{translation['preset']}` size, {translation['steps']} steps of "

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
-from .files import atomic_folder
+from .files import atomic_folder, check_output_folder
 from .inference import GENERATION_FILE, decoding_settings, load_tokenizer, output_length_limit
 from .loading_vanilla_transformer import check_model_folder
 from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration
@@ -28,6 +28,9 @@ _ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "gelu_new": "GELUTanh", "gelu_py
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 # files of a saved tokenizer that travel with the engine's folder, and the decoding settings
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# what an export writes: only a folder holding nothing else may be replaced by --overwrite_output_dir
+EXPORT_FILES = ("model.bin", "config.json", "*vocabulary.json", "*vocabulary.txt", "generation_config.json",
+                *TOKENIZER_FILES)
 
 
 def _ctranslate2():
@@ -139,17 +142,16 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     """Write a CTranslate2 folder for the translation model saved in `model_dir` (with its tokenizer).
 
     The folder is built beside `output_dir` and moved into place when complete, so an interrupted export leaves
-    nothing half-written; an existing non-empty `output_dir` is refused unless `overwrite`."""
+    nothing half-written. `output_dir` is checked first (`hf_vanilla.files.check_output_folder`): never the model
+    folder, inside it or above it; an existing non-empty one only with `overwrite`, and only if it holds nothing but
+    an earlier export's files (OutputFolderRefused otherwise)."""
     from transformers import AutoModelForSeq2SeqLM
 
     _ctranslate2()
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of CTranslate2's: {', '.join(QUANTIZATIONS)}.")
     output_dir = Path(output_dir)
-    if output_dir.resolve() == Path(model_dir).resolve():
-        raise ValueError(f"the output folder {output_dir} is the model folder itself: export next to it instead.")
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists and is not empty")
+    check_output_folder(output_dir, inputs={"model": model_dir}, overwrite=overwrite, ours=EXPORT_FILES)
     check_model_folder(model_dir, model_type=None)
     with open(Path(model_dir) / "config.json", encoding="utf-8") as handle:
         config = json.load(handle)

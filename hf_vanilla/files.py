@@ -4,11 +4,66 @@ The one home of this policy: checkpoints, final models, corpus caches and engine
 `atomic_folder`. Standard library only (the core install uses it for exports).
 """
 
+import fnmatch
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+
+class OutputFolderRefused(ValueError):
+    """An output folder that would destroy or mix with something the command did not write. `argument` names the
+    command-line flag at fault (for `hf_vanilla.cli.report`)."""
+
+    def __init__(self, message, argument=None):
+        super().__init__(message)
+        self.argument = argument
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_output_folder(output_dir, *, inputs=None, overwrite=False, ours=()):
+    """Refuse an output folder that the command could not safely write or replace; raise OutputFolderRefused.
+
+    The one rule for every command that writes a folder:
+    - it may not be, contain or lie inside any of `inputs` ({flag name: path}), compared after resolving symlinks and
+      `..`, since replacing it would delete the input (an export into the model's parent folder deleted the model);
+    - it may not be an existing file;
+    - an existing non-empty folder needs `overwrite`, and even then it may hold only names matching the glob patterns
+      `ours` (what this project writes there, and hidden staging folders): anything else is named and refused, never
+      deleted.
+    """
+    path = Path(output_dir)
+    resolved = Path(os.path.realpath(path))
+    pairs = [(flag, item) for flag, value in (inputs or {}).items() if value
+             for item in (value if isinstance(value, (list, tuple)) else [value])]
+    for flag, value in pairs:
+        source = Path(os.path.realpath(value))
+        if _inside(resolved, source) or _inside(source, resolved):
+            relation = ("is" if resolved == source else "contains" if _inside(source, resolved) else "lies inside")
+            raise OutputFolderRefused(
+                f"{output_dir} {relation} the --{flag} folder {value}"
+                + (f" (both resolve to {resolved})" if relation == "is" else f" ({resolved} vs {source})")
+                + ": writing there would replace what the command reads. Choose an output folder outside it.",
+                "output_dir")
+    if path.exists() and not path.is_dir():
+        raise OutputFolderRefused(f"{output_dir} is a file, not a folder: choose a folder (new or empty).",
+                                  "output_dir")
+    entries = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+    if entries and not overwrite:
+        raise OutputFolderRefused(f"{output_dir} exists and is not empty: choose another folder, or pass "
+                                  f"--overwrite_output_dir to replace what an earlier run of this command wrote there.",
+                                  "output_dir")
+    unknown = [name for name in entries if not name.startswith(".") and
+               not any(fnmatch.fnmatchcase(name, pattern) for pattern in ours)]
+    if entries and unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise OutputFolderRefused(f"{output_dir} holds files this command did not write ({shown}): "
+                                  f"--overwrite_output_dir replaces only an earlier output of the same kind. Move "
+                                  f"them, or choose another folder.", "output_dir")
 
 
 @contextmanager

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from hf_vanilla.cli import parse_arguments
+from hf_vanilla.cli import parse_arguments, report
 from hf_vanilla.export_ctranslate2 import QUANTIZATIONS, export_ctranslate2
+from hf_vanilla.files import OutputFolderRefused
 
 
 @dataclass
@@ -25,7 +26,8 @@ class ExportArguments:
     quantization: str | None = field(
         default=None, metadata={"help": f"Weight type in the engine: {', '.join(QUANTIZATIONS)} (default: as saved)."}
     )
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an earlier export in --output_dir "
+                                                                        "(a folder holding anything else is refused)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
 
     def __post_init__(self):
@@ -40,10 +42,8 @@ def main(argv=None):
     try:
         folder = export_ctranslate2(args.model, args.output_dir, quantization=args.quantization,
                                     overwrite=args.overwrite_output_dir, trust_remote_code=args.trust_remote_code)
-    except FileExistsError as error:
-        print(f"error: --output_dir: {error}: choose another folder, or pass --overwrite_output_dir to replace it",
-              file=sys.stderr)
-        return 2
+    except OutputFolderRefused as error:
+        return report(error)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: --model: {error}", file=sys.stderr)
         return 2

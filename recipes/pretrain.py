@@ -27,7 +27,12 @@ from hf_vanilla.training.arguments import ModelArguments, parse_arguments, repor
 from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split_by_hash
 from hf_vanilla.training.hub import push_if_requested, take_push_request
-from hf_vanilla.training.policies import OutputFolderError, paper_peak_learning_rate, record_or_check_run
+from hf_vanilla.training.policies import (
+    OutputFolderError,
+    paper_peak_learning_rate,
+    record_or_check_run,
+    text_fingerprint,
+)
 from hf_vanilla.training.pretraining import (
     MASK_TOKEN,
     InfillingCollator,
@@ -65,8 +70,13 @@ class PretrainArguments:
         if not names and not self.text_files:
             raise ValueError("No text to pre-train on: give --text_files or --corpora.")
         for path in self.text_files:
+            if Path(path).is_dir():
+                raise ValueError(f"--text_files: {path} is a folder: give text files (one text a line), e.g. "
+                                 f"{path}/*.txt.")
             if not Path(path).is_file():
                 raise ValueError(f"--text_files: {path} does not exist.")
+            if Path(path).stat().st_size == 0:
+                raise ValueError(f"--text_files: {path} is empty.")
         if not 0 < self.mask_ratio < 1 or self.poisson_lambda <= 0 or not 0 < self.validation_share < 0.5:
             raise ValueError("--mask_ratio must lie in (0, 1), --poisson_lambda be positive, --validation_share in "
                              "(0, 0.5).")
@@ -139,11 +149,13 @@ def train(model_args, _, args, training_args):
     texts = [text for _, source_texts in sources.values() for text in source_texts]
     output_dir = training_args.output_dir
     resuming = bool(training_args.resume_from_checkpoint)
-    settings = {"sources": {name: len(t) for name, (_, t) in sources.items()}, "preset": model_args.preset,
-                "vocab_size": model_args.vocab_size, "max_source_length": model_args.max_source_length}
+    settings = {"sources": {name: text_fingerprint(t) for name, (_, t) in sources.items()},
+                "vocabulary_pairs": args.vocabulary_pairs, "validation_share": args.validation_share,
+                "preset": model_args.preset, "vocab_size": model_args.vocab_size,
+                "max_source_length": model_args.max_source_length}
     try:
         if training_args.process_index == 0:
-            record_or_check_run(output_dir, settings, resuming)
+            record_or_check_run(output_dir, settings, resuming, args, training_args)
     except OutputFolderError as error:
         return report(error, "resume_from_checkpoint")
     interrupt = SaveOnInterrupt()

@@ -140,7 +140,7 @@ def train(model_args, data_args, args, training_args):
     try:  # a resumed run must train on what its checkpoint was trained on
         settings = {**run_settings(model_args, data_args, raw, ["text", "label"]), "init_from": args.init_from}
         if training_args.process_index == 0:
-            record_or_check_run(training_args.output_dir, settings, resuming)
+            record_or_check_run(training_args.output_dir, settings, resuming, args, training_args)
     except OutputFolderError as error:
         return report(error, "resume_from_checkpoint")
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint

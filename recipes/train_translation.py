@@ -161,7 +161,8 @@ def train(model_args, data_args, args, training_args):
     resuming = bool(training_args.resume_from_checkpoint)
     try:  # a resumed run must train on what its checkpoint was trained on
         if training_args.process_index == 0:
-            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming)
+            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming,
+                                args, training_args)
     except OutputFolderError as error:
         return report(error, "resume_from_checkpoint")
     tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForSeq2Seq, HfArgumentParser, get_inverse_sqrt_schedule
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.files import atomic_folder
+from hf_vanilla.files import OutputFolderRefused, atomic_folder
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
 from hf_vanilla.training.batching import TokenBudgetBatchSampler, padded_sizes
@@ -43,6 +43,7 @@ from hf_vanilla.training.policies import (
     StopRequest,
     check_finite_loss,
     claim_output_dir,
+    run_inputs,
     paper_peak_learning_rate,
     record_or_check_run,
 )
@@ -171,7 +172,7 @@ def build(model_args, data_args, args, loop_args, accelerator):
         if accelerator.is_main_process:
             try:  # a resumed run must train on what its checkpoint was trained on
                 record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]),
-                                    resuming)
+                                    resuming, args, loop_args)
             except OutputFolderError as error:
                 raise SystemExit(report(error, "resume_from_checkpoint")) from None
             tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
@@ -211,10 +212,11 @@ def main(argv=None):
     transformers.utils.logging.set_verbosity_warning()
     try:  # one run per output folder; the lock goes with the process
         lock = claim_output_dir(loop_args.output_dir, args.overwrite_output_dir, loop_args.resume_from_checkpoint,
-                                main_process=accelerator.is_main_process)
+                                main_process=accelerator.is_main_process,
+                                inputs=run_inputs(model_args, data_args, args))
         if model_args.model_name_or_path:
             check_model_folder(model_args.model_name_or_path)
-    except OutputFolderError as error:
+    except OutputFolderRefused as error:
         return report(error, "output_dir")
     except (FileNotFoundError, ValueError) as error:
         return report(error, "model_name_or_path")

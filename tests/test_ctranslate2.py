@@ -139,6 +139,6 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
     assert result.returncode == 2 and "--quantization 'int3'" in result.stderr, result.stderr
     result = run_module("recipes.export", "--model", tmp_path / "tanh", "--output_dir", tmp_path / "tanh",
                         "--overwrite_output_dir")
-    assert result.returncode == 2 and "is the model folder itself" in result.stderr, result.stderr
+    assert result.returncode == 2 and "is the --model folder" in result.stderr, result.stderr
     assert (tmp_path / "tanh" / "model.safetensors").is_file()
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))  # nothing written

@@ -111,3 +111,78 @@ def test_every_auto_load_in_the_project_passes_trust_remote_code():
     assert len(files) > 20
     offenders = [where for path in files for where in _unguarded_loads(path)]
     assert offenders == [], f"Auto*.from_pretrained / pipeline without an explicit trust_remote_code: {offenders}"
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def model_in_parent(tmp_path):
+    """parent/model (a saved translation model) beside the user's own file parent/notes.txt."""
+    torch.manual_seed(0)
+    model = tmp_path / "parent" / "model"
+    VanillaTransformerForConditionalGeneration(tiny_config()).save_pretrained(model)
+    word_tokenizer(WORDS).save_pretrained(model)
+    (tmp_path / "parent" / "notes.txt").write_text("the user's own file")
+    return model
+
+
+def export(model, output, *extra):
+    pytest.importorskip("ctranslate2", reason="the [serve] extra (ctranslate2) is not installed")
+    return subprocess.run([sys.executable, "-m", "recipes.export", "--model", str(model), "--output_dir", str(output),
+                           "--overwrite_output_dir", *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("spelling", ["parent", "model itself", "inside", "dot-dot", "symlink to parent"])
+def test_export_never_replaces_or_deletes_its_own_input(spelling, model_in_parent, tmp_path):
+    parent = model_in_parent.parent
+    output = {"parent": parent, "model itself": model_in_parent, "inside": model_in_parent / "ct2",
+              "dot-dot": model_in_parent / ".." / ".." / "parent", "symlink to parent": tmp_path / "link"}[spelling]
+    if spelling == "symlink to parent":
+        output.symlink_to(parent, target_is_directory=True)
+    before = snapshot(parent)
+    result = export(model_in_parent, output)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: --output_dir:" in result.stderr and "--model folder" in result.stderr, result.stderr[-2000:]
+    assert snapshot(parent) == before  # nothing deleted, nothing added
+
+
+def test_overwrite_replaces_only_an_earlier_export(model_in_parent, tmp_path):
+    output = tmp_path / "ct2"
+    assert export(model_in_parent, output).returncode == 0
+    assert export(model_in_parent, output).returncode == 0  # an earlier export: replaced
+    (output / "my_notes.txt").write_text("keep me")
+    result = export(model_in_parent, output)
+    assert result.returncode == 2 and "my_notes.txt" in result.stderr, result.stderr[-2000:]
+    assert (output / "my_notes.txt").read_text() == "keep me" and (output / "model.bin").is_file()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    result = export(model_in_parent, a_file)
+    assert result.returncode == 2 and "is a file" in result.stderr and a_file.read_text() == "x"
+
+
+def test_training_output_may_not_overlap_its_inputs_or_overwrite_users_files(model_in_parent, translation_csv,
+                                                                           tmp_path):
+    from test_recipes import TRANSLATION_FLAGS, run_module
+
+    parent = model_in_parent.parent
+    before = snapshot(parent)
+    for output in (parent, model_in_parent, model_in_parent / "run"):
+        result = run_module("recipes.train_translation", "--model_name_or_path", model_in_parent, "--train_file",
+                            translation_csv, "--output_dir", output, "--overwrite_output_dir", *TRANSLATION_FLAGS,
+                            "--max_steps", 1)
+        assert result.returncode == 2 and "--model_name_or_path folder" in result.stderr, result.stderr[-2000:]
+    assert snapshot(parent) == before
+    # the data file inside the output folder is an input too
+    result = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir",
+                        translation_csv.parent, "--overwrite_output_dir", *TRANSLATION_FLAGS, "--max_steps", 1)
+    assert result.returncode == 2 and "--train_file" in result.stderr, result.stderr[-2000:]
+    # --overwrite_output_dir over a folder holding files no run writes: refused, naming them
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.tex").write_text("keep me")
+    result = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", user,
+                        "--overwrite_output_dir", *TRANSLATION_FLAGS, "--max_steps", 1)
+    assert result.returncode == 2 and "thesis.tex" in result.stderr, result.stderr[-2000:]
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.tex"]

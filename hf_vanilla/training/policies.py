@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from hf_vanilla.files import OutputFolderRefused, check_output_folder
+
 from .checkpoints import list_checkpoints
 
 RUN_FILE = "run_settings.json"
@@ -33,8 +35,16 @@ def paper_peak_learning_rate(d_model: int, warmup_steps: int = 4000) -> float:
     return d_model**-0.5 * warmup_steps**-0.5
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(OutputFolderRefused):
     """The output folder is in use by another run, or holds results that this run would overwrite."""
+
+
+# what a training run writes into its output folder (glob patterns): --overwrite_output_dir may write over a folder
+# holding only these; anything else in it is named and refused (hf_vanilla.files.check_output_folder)
+TRAINING_OUTPUT = ("config.json", "generation_config.json", "model.safetensors", "model*.safetensors",
+                   "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "README.md", "*results.json", "run_settings.json", "trainer_state.json",
+                   "training_curves.png", "*_vanilla_transformer.py", "checkpoint-*", "runs")
 
 
 class OutputFolderLock:
@@ -79,9 +89,11 @@ class OutputFolderLock:
 _BEFORE_FIRST_CHECKPOINT = {RUN_FILE, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
 
 
-def check_output_dir(output_dir, overwrite, resuming):
+def check_output_dir(output_dir, overwrite, resuming, inputs=None):
     """Refuse to write into an output folder that holds results (a checkpoint, a model, anything of the user's)
-    unless asked to overwrite it or to resume from it."""
+    unless asked to overwrite it or to resume from it; never one that is, holds or lies inside one of `inputs`
+    ({flag: path}), and never, even with overwrite, one that holds files a training run does not write."""
+    check_output_folder(output_dir, inputs=inputs, overwrite=True, ours=("*",))  # overlaps, and a file in the way
     path = Path(output_dir)
     results = [p for p in path.iterdir() if p.name not in _BEFORE_FIRST_CHECKPOINT and not p.name.startswith(".")
                ] if path.is_dir() else []
@@ -90,6 +102,8 @@ def check_output_dir(output_dir, overwrite, resuming):
             f"The output folder {output_dir} exists and is not empty: pass --overwrite_output_dir to replace its "
             f"contents, --resume_from_checkpoint to continue its run, or choose another --output_dir."
         )
+    if results and overwrite:
+        check_output_folder(output_dir, overwrite=True, ours=TRAINING_OUTPUT + tuple(_BEFORE_FIRST_CHECKPOINT))
 
 
 class StopRequest:
@@ -129,20 +143,37 @@ def check_finite_loss(loss: torch.Tensor, step: int, output_dir) -> None:
     )
 
 
-def claim_output_dir(output_dir, overwrite, resuming, main_process=True):
+def claim_output_dir(output_dir, overwrite, resuming, main_process=True, inputs=None):
     """The output folder for this run, checked (`check_output_dir`) and locked (`OutputFolderLock`) on the main
     process: a context manager holding the lock. Checked before locking, so a refused run creates nothing, and
-    again once locked, so two runs that start together cannot both pass. Raises OutputFolderError."""
+    again once locked, so two runs that start together cannot both pass. Raises OutputFolderError (or
+    OutputFolderRefused for an output that overlaps an input or holds files of the user's)."""
     if not main_process:
         return nullcontext()
-    check_output_dir(output_dir, overwrite, resuming)
+    check_output_dir(output_dir, overwrite, resuming, inputs)
     lock = OutputFolderLock(output_dir)
     try:
-        check_output_dir(output_dir, overwrite, resuming)
+        check_output_dir(output_dir, overwrite, resuming, inputs)
     except OutputFolderError:
         lock.release()
         raise
     return lock
+
+
+def run_inputs(model_args, data_args, args):
+    """{flag: path} of everything a run reads from disk: its output folder may overlap none of them."""
+    names = {"model_name_or_path": model_args, "tokenizer_name": model_args, "train_file": data_args,
+             "validation_file": data_args, "test_file": data_args, "init_from": args, "text_files": args}
+    return {flag: getattr(owner, flag, None) for flag, owner in names.items() if owner is not None}
+
+
+def text_fingerprint(texts):
+    """sha256 of a list of texts, in order (with the count, for a readable difference)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(str(text).encode("utf-8"))
+        digest.update(b"\0")
+    return f"{len(texts)} texts, sha256 {digest.hexdigest()}"
 
 
 def data_fingerprint(dataset, columns):
@@ -155,10 +186,21 @@ def data_fingerprint(dataset, columns):
     return digest.hexdigest()
 
 
-def record_or_check_run(output_dir, settings, resuming):
-    """A fresh run records `settings` (data fingerprint, model and tokenizer arguments) in the output folder; a
-    resumed run must match them, since its checkpoint's weights and vocabulary only mean something with them.
-    Raises OutputFolderError naming each difference."""
+# the loop's arguments that shape what a run learns (any recipe's, Trainer or Accelerate): a resume must keep them.
+# --max_steps and --num_train_epochs may grow on resume (train longer); the time budget is the run's total.
+SHAPING_ARGUMENTS = ("seed", "data_seed", "per_device_train_batch_size", "gradient_accumulation_steps", "max_tokens",
+                     "learning_rate", "warmup_steps", "lr_scheduler_type", "weight_decay", "adam_beta1", "adam_beta2",
+                     "adam_epsilon", "label_smoothing_factor", "max_grad_norm", "max_train_minutes", "mask_ratio",
+                     "poisson_lambda", "classifier_pooling", "train_sampling_strategy")
+
+
+def record_or_check_run(output_dir, settings, resuming, *arguments):
+    """A fresh run records `settings` (data fingerprints, model and tokenizer arguments) and the SHAPING_ARGUMENTS
+    found in `arguments` (parsed dataclasses) in the output folder; a resumed run must match them all, since its
+    checkpoint's weights, optimiser state and batch order only mean something with them. Raises OutputFolderError
+    naming each difference."""
+    settings = {**settings, **{name: getattr(namespace, name) for namespace in arguments
+                               for name in SHAPING_ARGUMENTS if hasattr(namespace, name)}}
     path = Path(output_dir) / RUN_FILE
     if not resuming or not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ def english_training_texts(cache_dir=None, corpora=None):
     """{corpus: (licence, texts)}: the English training-split text of each built-in corpus (the source side of an
     en-xx translation corpus, the text of a classification corpus)."""
     sources = {}
-    for name in corpora or CORPORA:
+    for name in CORPORA if corpora is None else corpora:  # an empty list is none, not all
         corpus = CORPORA[name]
         if corpus.task == "translation":
             english_pairs = [pair for pair in corpus.pairs if pair[0] == "en"]
@@ -44,7 +44,10 @@ def read_text_files(paths):
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             raise ValueError(f"{path} is not UTF-8 (line {line}): give text files in UTF-8.") from error
-        texts += [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"{path} holds no text (only blank lines): give a file with one text a line.")
+        texts += lines
     return texts
 
 

@@ -17,11 +17,11 @@ import torch
 import transformers
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hf_vanilla.cli import report
-from hf_vanilla.files import replace_folder
+from hf_vanilla.files import OutputFolderRefused, replace_folder
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
 from .budget import InverseSqrtSchedule, TimeBudget
@@ -33,6 +33,7 @@ from .policies import (
     StopRequest,
     check_finite_loss,
     claim_output_dir,
+    run_inputs,
 )
 
 
@@ -147,8 +148,9 @@ def run_trainer_recipe(train, model_args, data_args, args, training_args):
     transformers.utils.logging.set_verbosity_warning()
     try:  # one run per output folder; the lock goes with the process
         lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir,
-                                training_args.resume_from_checkpoint, main_process=training_args.process_index == 0)
-    except OutputFolderError as error:
+                                training_args.resume_from_checkpoint, main_process=training_args.process_index == 0,
+                                inputs=run_inputs(model_args, data_args, args))
+    except OutputFolderRefused as error:
         return report(error, "output_dir")
     with lock:
         return train(model_args, data_args, args, training_args)
@@ -157,10 +159,11 @@ def run_trainer_recipe(train, model_args, data_args, args, training_args):
 def budget_callbacks(trainer):
     """The TimeBudget callback for a trainer whose arguments set `max_train_minutes`, or none."""
     minutes = getattr(trainer.args, "max_train_minutes", None)
-    if not minutes:
+    if minutes is None:
         return []
     schedule = trainer.budget_schedule if trainer.args.lr_scheduler_type == "inverse_sqrt" else None
-    return [TimeBudget(minutes, schedule)]
+    progress = next((c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None)
+    return [TimeBudget(minutes, schedule, progress)]
 
 
 def train_or_stop(trainer, interrupt, resume_from_checkpoint=None):

@@ -106,22 +106,24 @@ class TranslationRun:
 
 
 def finish_translation_run(model, run: TranslationRun):
-    """Compare the last model with the average of the last N checkpoints, keep the better on validation BLEU, and
-    write the output folder: model, tokenizer, generation config, model card, training curves, results."""
+    """Compare the last model with the average of the last N checkpoints, keep the better on validation BLEU (scored
+    on test alone), and write the output folder: model, tokenizer, generation config, model card, training curves, results."""
     model = model.eval()
     candidates = _candidate_weights(model, run.output_dir, run.args.average_last_n)
     results = {}
+
+    def score(name, split):
+        return evaluate_translation(model, run.tokenizer, run.raw[split], run.eval_batch_size, run.args.num_beams,
+                                    run.model_args.max_source_length, progress=f"{name}: {split} BLEU")
+
+    # chosen on validation; only the chosen model is scored on test (test never takes part in a choice)
     for name, weights in candidates.items():
         _load_weights(model, weights)
-        results[name] = {
-            split: evaluate_translation(model, run.tokenizer, run.raw[split], run.eval_batch_size, run.args.num_beams,
-                                        run.model_args.max_source_length, progress=f"{name}: {split} BLEU")
-            for split in ("validation", "test")
-        }
-        logger.info("%s: validation BLEU %.2f, test BLEU %.2f", name, results[name]["validation"]["bleu"],
-                    results[name]["test"]["bleu"])
+        results[name] = {"validation": score(name, "validation")}
+        logger.info("%s: validation BLEU %.2f", name, results[name]["validation"]["bleu"])
     chosen = max(results, key=lambda name: results[name]["validation"]["bleu"])
     _load_weights(model, candidates[chosen])
+    results[chosen]["test"] = score(chosen, "test")
 
     model.config.use_cache = True
     summary = {name: {split: {k: v for k, v in scores.items() if k != "predictions"}

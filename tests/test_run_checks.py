@@ -1,0 +1,84 @@
+"""Every argument is checked before any work, as one rule (hf_vanilla.cli.RANGES); a resume continues only the run it
+was, with what its budget left (reliability round three)."""
+
+import json
+
+import pytest
+from test_recipes import TRANSLATION_FLAGS, run_module
+
+QUICK = [*TRANSLATION_FLAGS, "--eval_strategy", "no", "--average_last_n", 1, "--max_eval_samples", 4,
+         "--max_predict_samples", 4]
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--learning_rate", "nan"), ("--learning_rate", "-1"), ("--label_smoothing_factor", "1.5"),
+    ("--max_source_length", "-1"), ("--max_train_minutes", "0"), ("--max_train_minutes", "nan"),
+    ("--max_train_minutes", "-1"), ("--vocab_size", "200"), ("--num_beams", "1000"), ("--dropout", "inf"),
+    ("--weight_decay", "-0.1"),
+])
+def test_numbers_out_of_range_are_usage_errors_before_any_work(flag, value, tmp_path):
+    # the corpus is never loaded: the numbers are checked as the arguments are parsed
+    out = tmp_path / "out"
+    result = run_module("recipes.train_translation", "--train_file", tmp_path / "missing.csv", "--output_dir", out,
+                        *TRANSLATION_FLAGS, flag, value, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{flag} " in result.stderr and "missing.csv" not in result.stderr, result.stderr[-2000:]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("module", ["recipes.train_classification", "recipes.pretrain", "recipes.translate",
+                                    "recipes.serve"])
+def test_the_rule_holds_in_every_recipe(module, tmp_path):
+    flag = {"recipes.translate": ["--model", tmp_path, "--num_beams", "0"],
+            "recipes.serve": ["--model", tmp_path, "--port", "70000"]}.get(module, ["--learning_rate", "nan"])
+    result = run_module(module, *flag, timeout=120)
+    assert result.returncode == 2 and f"{flag[-2]} " in result.stderr, result.stderr[-2000:]
+
+
+def test_pretrain_corpora_none_means_none_and_text_files_are_checked(tmp_path):
+    from hf_vanilla.training.pretraining import english_training_texts
+
+    assert english_training_texts(None, []) == {}  # an empty list used to mean all four corpora
+    folder, empty = tmp_path / "texts", tmp_path / "empty.txt"
+    folder.mkdir()
+    empty.write_text("")
+    for path, why in [(folder, "is a folder"), (empty, "is empty")]:
+        result = run_module("recipes.pretrain", "--corpora", "none", "--text_files", path, "--output_dir",
+                            tmp_path / "out", "--preset", "tiny", timeout=120)
+        assert result.returncode == 2 and why in result.stderr, result.stderr[-2000:]
+    blank = tmp_path / "blank.txt"
+    blank.write_text("   \n\n")
+    result = run_module("recipes.pretrain", "--corpora", "none", "--text_files", blank, "--output_dir",
+                        tmp_path / "out", "--preset", "tiny", timeout=120)
+    assert result.returncode == 2 and "holds no text" in result.stderr, result.stderr[-2000:]
+
+
+def test_time_budget_is_the_runs_total_across_a_resume(tmp_path, translation_csv):
+    out = tmp_path / "out"
+    budget = ["--max_train_minutes", 0.15, "--max_steps", 100000, "--save_steps", 10]
+    first = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                       *budget)
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    state = json.loads((last / "trainer_state.json").read_text())
+    spent = state["stateful_callbacks"]["TimeBudget"]["attributes"]["spent_before"]
+    assert spent >= 0.15 * 60
+    again = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                       *budget, "--resume_from_checkpoint", last)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "were spent before this resume" in again.stderr
+    # nothing was left: the stop is honoured at the first step's end (Trainer has no stop before a step)
+    assert json.loads((out / "results.json").read_text())["steps"] <= state["global_step"] + 1
+
+
+@pytest.mark.parametrize("change", [["--seed", "7"], ["--learning_rate", "3e-3"], ["--max_tokens", "500"]])
+def test_resume_with_other_loop_settings_is_refused_naming_them(change, tmp_path, translation_csv):
+    out = tmp_path / "out"
+    first = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                       "--max_steps", 3, "--save_steps", 3, "--learning_rate", "1e-3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                       "--max_steps", 6, "--save_steps", 3, "--learning_rate", "1e-3", *change,
+                       "--resume_from_checkpoint", out / "checkpoint-3")
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert change[0].lstrip("-") + ":" in again.stderr and "--resume_from_checkpoint" in again.stderr
