@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.provenance import RESULTS, provenance  # noqa: E402
+from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
 
 # name -> the flags that differ from the common command. "pre-LN (old defaults)" pins what the recipe's defaults
 # were before this ablation, so that the comparison stays meaningful after the defaults change.

@@ -44,6 +44,13 @@ PRESETS = {
 }
 
 
+# The largest sizes a config may state, checked before any weight is allocated: a damaged or hostile config.json
+# (`encoder_layers: 100000`, `max_position_embeddings: 1e9`) is refused instead of hanging or allocating hundreds of
+# GB. Each is far above the paper's big model (1024 wide, 6 layers, 16 heads, 4096 inner).
+SIZE_LIMITS = {"vocab_size": 1_048_576, "d_model": 16_384, "encoder_layers": 128, "decoder_layers": 128,
+               "num_attention_heads": 256, "ffn_dim": 65_536, "max_position_embeddings": 65_536}
+
+
 class VanillaTransformerConfig(PretrainedConfig):
     r"""
     Configuration of a [`VanillaTransformerModel`]. The defaults are the paper's base model with a 37k shared
@@ -61,6 +68,8 @@ class VanillaTransformerConfig(PretrainedConfig):
         attention_dropout (`float`, defaults to 0.0): dropout on the attention probabilities.
         activation_dropout (`float`, defaults to 0.0): dropout after the feed-forward activation.
         max_position_embeddings (`int`, defaults to 1024): rows of the sinusoidal table, the longest sequence accepted.
+            Every size has an upper limit (`SIZE_LIMITS`: 1,048,576 tokens, 16,384 wide, 128 layers per stack, 256
+            heads, 65,536 inner and 65,536 positions); a config above one is refused before anything is allocated.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
         norm_first (`bool`, defaults to `True`): pre-LN (LayerNorm before each sub-layer, plus a final LayerNorm per
             stack); `False` gives the paper's original post-LN.
@@ -167,6 +176,9 @@ class VanillaTransformerConfig(PretrainedConfig):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}.")
+            if value > SIZE_LIMITS[field]:  # refused before anything is allocated (a damaged or hostile config)
+                raise ValueError(f"{field}={value} is above this model family's limit of {SIZE_LIMITS[field]:,}: "
+                                 f"the config is damaged, or describes a model far outside what hf_vanilla supports.")
         if self.d_model % self.num_attention_heads != 0:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by num_attention_heads={self.num_attention_heads}: "

@@ -52,6 +52,12 @@ def check_output_folder(output_dir, *, inputs=None, overwrite=False, ours=()):
     if path.exists() and not path.is_dir():
         raise OutputFolderRefused(f"{output_dir} is a file, not a folder: choose a folder (new or empty).",
                                   "output_dir")
+    existing = next(p for p in [resolved, *resolved.parents] if p.exists())
+    if not existing.is_dir():
+        raise OutputFolderRefused(f"{output_dir} cannot be created: {existing} is a file.", "output_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderRefused(f"{output_dir} cannot be written ({existing} is not writable for this user): "
+                                  f"choose a folder you can write to.", "output_dir")
     entries = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
     if entries and not overwrite:
         raise OutputFolderRefused(f"{output_dir} exists and is not empty: choose another folder, or pass "
@@ -86,11 +92,18 @@ def atomic_folder(target, overwrite=True, staging_name=None):
         staging.mkdir()
     else:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the folder it becomes gets the user's umask
     try:
         yield staging
         replace_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def replace_folder(source, target):

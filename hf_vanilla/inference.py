@@ -13,9 +13,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
+# an output may be input length + EXTRA_OUTPUT_TOKENS long: its home is the modeling file, whose `generate` applies
+# the rule and which travels with every saved folder
+from .modeling_vanilla_transformer import EXTRA_OUTPUT_TOKENS
+
 DEFAULT_NUM_BEAMS = 4
 DEFAULT_LENGTH_PENALTY = 0.6
-EXTRA_OUTPUT_TOKENS = 50  # an output may be this much longer than its input
 GENERATION_FILE = "generation_config.json"
 
 

@@ -26,6 +26,37 @@ def check_before_loading(pretrained_model_name_or_path, kwargs):
         check_model_folder(pretrained_model_name_or_path, need_config=config is None or isinstance(config, str))
 
 
+# a new classification head is what fine-tuning from a translation or pre-trained folder starts with (as HF's heads)
+_NEW_HEADS = ("classifier.",)
+# weights of another part of this family: a classifier loaded from a seq2seq folder leaves its decoder aside
+_OTHER_PARTS = ("model.decoder.", "decoder.", "lm_head.", "final_logits_bias", "classifier.")
+
+
+def check_loading_info(class_name, info, path):
+    """Refuse a load that transformers would complete with weights initialised at random (missing from the folder),
+    or that holds tensors no part of this model family has; `info` is `from_pretrained`'s loading info. A missing
+    classification head (a new classifier on a pre-trained encoder) and the weights of a part the class has not (a
+    classifier's view of a seq2seq folder) are fine."""
+    missing = [key for key in info.get("missing_keys") or () if not key.startswith(_NEW_HEADS)]
+    unexpected = [key for key in info.get("unexpected_keys") or () if not key.startswith(_OTHER_PARTS)]
+    mismatched = [key[0] if isinstance(key, (tuple, list)) else key for key in info.get("mismatched_keys") or ()]
+    mismatched = [key for key in mismatched if not key.startswith(_NEW_HEADS)]
+
+    def named(keys):
+        return ", ".join(sorted(keys)[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+    problems = ([f"{len(missing)} weights are missing ({named(missing)}) and would be initialised at random"]
+                if missing else [])
+    problems += [f"it holds {len(unexpected)} tensors this model does not have ({named(unexpected)})"] if unexpected else []
+    problems += [f"{len(mismatched)} weights have other shapes ({named(mismatched)})"] if mismatched else []
+    if problems:
+        hint = (" It holds a classifier (an encoder without the decoder): load it with "
+                "AutoModelForSequenceClassification." if any(k.startswith(("decoder.", "model.decoder."))
+                                                             for k in missing) else
+                " The weights file is damaged or comes from another model: save the model again or use an intact copy.")
+        raise ValueError(f"{class_name} cannot be loaded completely from {path}: " + "; ".join(problems) + "." + hint)
+
+
 def safetensors_problem(path):
     """Why a safetensors file cannot be intact, or None when it looks whole: not safetensors at all, truncated, or a
     tensor stored as something other than floating point (a changed dtype would load as garbage values).

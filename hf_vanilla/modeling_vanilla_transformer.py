@@ -25,9 +25,15 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
-from .loading_vanilla_transformer import check_before_loading
+from .loading_vanilla_transformer import check_before_loading, check_loading_info
+
+logger = logging.get_logger(__name__)
+# an output may be its input's length + this many tokens (the paper, section 6.1): the default of `generate` here,
+# of recipes.translate and of the CTranslate2 engine (hf_vanilla.inference.output_length_limit)
+EXTRA_OUTPUT_TOKENS = 50
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Positions: the scaled token embedding plus the sinusoidal encoding (section 3.5)
@@ -329,7 +335,10 @@ class VanillaTransformerPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, from safetensors only and with the folder checked first (the policy is
         in loading_vanilla_transformer.py)."""
         check_before_loading(pretrained_model_name_or_path, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        wanted = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        check_loading_info(cls.__name__, info, pretrained_model_name_or_path)  # complete, or refused
+        return (model, info) if wanted else model
 
     @property
     def _keys_to_ignore_on_save(self):
@@ -517,6 +526,7 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
             `BaseModelOutput`: `last_hidden_state` (batch_size, source_length, d_model), after the final LayerNorm
             in pre-LN.
         """
+        _refuse_unused(kwargs, self)
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         hidden_states, _ = self._embed(input_ids, inputs_embeds, 0, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")
@@ -578,6 +588,7 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
             and the cache.
         """
         cache = _pop_cache_kwarg(cache, kwargs)
+        _refuse_unused(kwargs, self)
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if encoder_hidden_states is None:
@@ -717,6 +728,7 @@ class VanillaTransformerModel(VanillaTransformerPreTrainedModel):
             encoder's, and the cache.
         """
         cache = _pop_cache_kwarg(cache, kwargs)
+        _refuse_unused(kwargs, self)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
@@ -833,6 +845,7 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
             `Seq2SeqLMOutput`: `logits` (batch_size, target_length, vocab_size), `loss`, and the cache.
         """
         cache = _pop_cache_kwarg(cache, kwargs)
+        _refuse_unused(kwargs, self)
         if labels is not None:
             if labels.dim() != 2:
                 raise ValueError(f"labels must have shape (batch_size, target_length), got {tuple(labels.shape)}.")
@@ -877,12 +890,35 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
         return output if return_dict is not False else output.to_tuple()
 
     def generate(self, inputs=None, *args, **kwargs):
-        """`GenerationMixin.generate`, with the source ids checked once per call: the forward does not read the
-        values of accelerator tensors (that would make the device wait at every step)."""
+        """`GenerationMixin.generate`, with the source ids checked once per call (the forward does not read the
+        values of accelerator tensors: that would make the device wait at every step) and the output length ruled:
+
+        - with no length in the call or the generation config, the paper's: input length + 50 tokens (section 6.1);
+        - any length is capped at the model's `max_position_embeddings` (with one warning) instead of failing
+          partway and losing what was generated."""
         input_ids = inputs if inputs is not None else kwargs.get("input_ids")
         if isinstance(input_ids, torch.Tensor) and not input_ids.is_floating_point() and input_ids.dim() == 2:
             _check_input_ids(input_ids, self.config, "input_ids", read_values=not _is_tracing())
+        self._rule_output_length(input_ids, kwargs)
         return super().generate(inputs, *args, **kwargs)
+
+    def _rule_output_length(self, input_ids, kwargs):
+        positions = self.config.max_position_embeddings
+        config = kwargs.get("generation_config") or self.generation_config
+        start = kwargs["decoder_input_ids"].shape[1] if kwargs.get("decoder_input_ids") is not None else 1
+        new = kwargs.get("max_new_tokens", config.max_new_tokens)
+        length = kwargs.get("max_length", config.max_length)
+        if new is None and length is None:  # the paper's rule
+            source = input_ids.shape[1] if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 else positions
+            kwargs["max_new_tokens"] = max(1, min(source + EXTRA_OUTPUT_TOKENS, positions - start))
+        elif new is not None and start + new > positions:
+            logger.warning_once(f"max_new_tokens={new} would run past the model's {positions} positions: generating "
+                                f"at most {positions - start} tokens.")
+            kwargs["max_new_tokens"] = positions - start
+        elif new is None and length > positions:
+            logger.warning_once(f"max_length={length} is more than the model's {positions} positions: generating up "
+                                f"to {positions}.")
+            kwargs["max_length"] = positions
 
     def create_masks_for_generate(self, attention_mask=None, **kwargs):
         """`generate` turns the decoder's 2-D padding mask into a 4-D one for static caches; this model builds its
@@ -950,6 +986,7 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
         Returns:
             `SequenceClassifierOutput`: `logits` (batch_size, num_labels) and `loss`.
         """
+        _refuse_unused(kwargs, self)
         outputs = self.model.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -1026,6 +1063,20 @@ _CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "
 def _cache_output(cache):
     """The keyword under which an output dataclass carries the decoding cache in this transformers release."""
     return {_CACHE_FIELD: cache}
+
+
+# What transformers itself may pass to a forward beside the documented arguments (generate's model inputs, Trainer's
+# token count). Anything else is a typo (`atention_mask`) or an argument this model does not use (decoder ids for a
+# classifier): refused by name, never swallowed by **kwargs. Checked on the keys alone (no tensor is read).
+_PASSED_BY_TRANSFORMERS = frozenset({"cache_position", "position_ids", "decoder_position_ids", "num_items_in_batch",
+                                     "logits_to_keep"})
+
+
+def _refuse_unused(kwargs, module):
+    unused = sorted(name for name in kwargs if name not in _PASSED_BY_TRANSFORMERS)
+    if unused:
+        raise TypeError(f"{type(module).__name__}.forward() got argument(s) it does not use: {', '.join(unused)}. "
+                        f"Check the spelling; the arguments it takes are in its docstring.")
 
 
 def _pop_cache_kwarg(cache, kwargs):

@@ -6,11 +6,14 @@ It runs `recipes.train_translation` (Seq2SeqTrainer, the paper's recipe) with a 
 `small` preset (256 wide, 3+3 layers), batches of 64 sentences for --max_train_minutes of training (the warm-up is
 fitted to the steps that fit; a faster machine trains more steps in the same time), checkpoints every 100 steps with
 the last 3 averaged, and a 500-sentence test sample scored with beam 4. Then it says what it reached, translates five
-sentences, and says how to translate your own and how to open the demo page.
+sentences, and says how to translate your own and how to open the demo page. What it reached (with the commit, the
+command, the machine and the measured minutes) is written to <output_dir>/demo.json: the README's demo row is
+generated from that file (benchmarks/results/demo*.json, by benchmarks/tables.py).
 """
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -20,6 +23,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_vanilla  # noqa: F401
 from hf_vanilla.inference import translate
+from hf_vanilla.training.cards import write_json
+from hf_vanilla.training.provenance import provenance
 
 SENTENCES = [
     "Select the cells.",
@@ -36,7 +41,12 @@ def main(argv=None):
     parser.add_argument("--max_train_minutes", type=float, default=11.0, help="Training time budget.")
     parser.add_argument("--max_steps", type=int, default=100000, help="A cap on the steps, whatever the budget.")
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.max_train_minutes) and args.max_train_minutes > 0):
+        parser.error(f"--max_train_minutes {args.max_train_minutes}: must be a positive number of minutes")
+    if args.max_steps < 1:
+        parser.error(f"--max_steps {args.max_steps}: must be at least 1")
 
+    where = provenance(["recipes/demo.py", *(sys.argv[1:] if argv is None else argv)])
     start = time.time()
     # the translation recipe in its own process: what it prints (and its resume hint) is its own command line
     status = subprocess.call([
@@ -48,6 +58,7 @@ def main(argv=None):
     ])
     if status:
         return status
+    trained = time.time()
     results = json.loads((Path(args.output_dir) / "results.json").read_text())
     test = results["results"][results["chosen"]]["test"]
     print(f"\nreached: {results['steps']} training steps in the {args.max_train_minutes:g}-minute budget, test BLEU "
@@ -55,8 +66,18 @@ def main(argv=None):
     model = AutoModelForSeq2SeqLM.from_pretrained(args.output_dir, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(args.output_dir, trust_remote_code=False)
     print("\nfive translations (beam 4):")
-    for source, target in zip(SENTENCES, translate(model, tokenizer, SENTENCES)):
+    samples = translate(model, tokenizer, SENTENCES)
+    for source, target in zip(SENTENCES, samples):
         print(f"  {source}\n    -> {target}")
+    write_json(Path(args.output_dir) / "demo.json", {
+        "provenance": where, "budget_minutes": args.max_train_minutes, "steps": results["steps"],
+        "train_minutes": results["train_seconds"] / 60 if results.get("train_seconds") else None,
+        "wall_minutes": (trained - start) / 60, "chosen": results["chosen"],
+        "validation_bleu": results["results"][results["chosen"]]["validation"]["bleu"],
+        "test": {"bleu": test["bleu"], "chrf": test["chrf"], "sentences": 500, "num_beams": 4,
+                 "bleu_signature": test["bleu_signature"]},
+        "samples": [{"source": s, "translation": t} for s, t in zip(SENTENCES, samples)],
+    })
     print(f"\ndone in {(time.time() - start) / 60:.1f} minutes. The model, its tokenizer and its card (README.md) are "
           f"in {args.output_dir}.\nTranslate your own sentences, one per line:\n"
           f"  echo \"Save the document.\" | .venv/bin/python -m recipes.translate --model {args.output_dir}\n"

@@ -8,9 +8,11 @@ The kind of page follows the folder: a sequence-classification model gets the cl
 folder (hf_vanilla, or HF Marian) the translation page.
 """
 
+import errno
+import io
 import json
+import socket
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +57,9 @@ def checked_text(gr, text):
 def translation_page(gr, model, tokenizer, folder):
     from hf_vanilla.training.plots import plot_attention
 
+    from PIL import Image
+
     settings = decoding_settings(folder)
-    heatmaps = Path(tempfile.mkdtemp(prefix="hf_vanilla-serve-"))
 
     def run(text, num_beams, length_penalty):
         text = checked_text(gr, text)
@@ -64,12 +67,13 @@ def translation_page(gr, model, tokenizer, folder):
         limit = model.config.max_position_embeddings - 1
         translation, weights, source, target = cross_attention(model, tokenizer, text, int(num_beams),
                                                                float(length_penalty))
-        path = heatmaps / f"attention-{abs(hash((text, num_beams, length_penalty)))}.png"
-        plot_attention(weights.numpy(), source, target, path, title="cross-attention (last layer, mean of heads)")
+        png = io.BytesIO()  # drawn in memory: no file per request left behind
+        plot_attention(weights.numpy(), source, target, png, title="cross-attention (last layer, mean of heads)")
         note = f"The input has {length} tokens and was cut to the model's {limit}." if length > limit else ""
-        return translation, str(path), note
+        return translation, Image.open(png), note
 
-    with gr.Blocks(title=f"hf_vanilla: {Path(folder).name}") as page:
+    # Gradio keeps each returned image in its cache folder: delete what is older than 10 minutes, every 5 minutes
+    with gr.Blocks(title=f"hf_vanilla: {Path(folder).name}", delete_cache=(300, 600)) as page:
         gr.Markdown(f"## Translate with `{Path(folder).name}`\nA vanilla Transformer (hf_vanilla). Beam search with "
                     "the settings below; each output may be up to its input length + 50 tokens.")
         source = gr.Textbox(label="Text to translate", lines=3, elem_id="source")
@@ -80,7 +84,7 @@ def translation_page(gr, model, tokenizer, folder):
         button = gr.Button("Translate", variant="primary", elem_id="translate")
         target = gr.Textbox(label="Translation", lines=3, interactive=False, elem_id="target")
         note = gr.Markdown(elem_id="note")
-        heatmap = gr.Image(label="Cross-attention", type="filepath", elem_id="heatmap")
+        heatmap = gr.Image(label="Cross-attention", type="pil", format="png", elem_id="heatmap")
         button.click(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
         source.submit(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
     return page
@@ -121,12 +125,27 @@ def build_page(folder, trust_remote_code=False):
     return translation_page(gr, model.eval(), tokenizer, folder)
 
 
+def port_problem(host, port):
+    """Why the page could not listen on (host, port), checked before the model is loaded; None when it can."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return f"{port} is in use on {host} (another server?): choose another --port"
+        return f"cannot listen on {host}:{port} ({error.strerror}): choose another --host or --port"
+    return None
+
+
 def main(argv=None):
     (args,) = parse_arguments(HfArgumentParser(ServeArguments, description=__doc__), argv)
     try:
         import gradio  # noqa: F401
     except ImportError:
         return report("Gradio is not installed: pip install 'hf_vanilla[web]'", "model")
+    problem = port_problem(args.host, args.port)
+    if problem:
+        return report(problem, "port")
     try:
         page = build_page(args.model, args.trust_remote_code)
     except (FileNotFoundError, ValueError) as error:

@@ -171,8 +171,7 @@ def train(model_args, data_args, args, training_args):
                         batched=True, remove_columns=raw["train"].column_names, desc="tokenizing")
     model = load_model(model_args, tokenizer)
     training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
-    paper_generation_settings(model, args.num_beams, args.length_penalty,
-                              max(len(ids) for ids in tokenized["train"]["input_ids"]))
+    paper_generation_settings(model, args.num_beams, args.length_penalty)
     training_args.save_total_limit = max(args.average_last_n, 1)
     logger.info("%s: %.1fM parameters, peak lr %.2e", model.config.d_model, model.num_parameters() / 1e6,
                 training_args.learning_rate)

@@ -188,7 +188,7 @@ def build(model_args, data_args, args, loop_args, accelerator):
         model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
-    paper_generation_settings(model, args.num_beams, args.length_penalty, max(len(ids) for ids in train["input_ids"]))
+    paper_generation_settings(model, args.num_beams, args.length_penalty)
     return raw, tokenizer, train, model
 
 

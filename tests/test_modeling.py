@@ -225,3 +225,85 @@ def test_labels_of_the_wrong_shape(seq2seq, batch):
 def test_empty_batch(seq2seq):
     with pytest.raises(ValueError, match=r"input_ids is empty"):
         seq2seq(input_ids=torch.zeros((0, 4), dtype=torch.long), decoder_input_ids=torch.tensor([[1]]))
+
+
+# ---- the model's own API refuses what it would silently ignore (reliability round three) ----------------------------
+
+
+def test_forwards_refuse_arguments_they_do_not_use(config, batch):
+    from hf_vanilla import VanillaTransformerForSequenceClassification, VanillaTransformerModel
+
+    seq2seq = VanillaTransformerForConditionalGeneration(config)
+    with pytest.raises(TypeError, match="atention_mask"):
+        seq2seq(input_ids=batch["input_ids"], atention_mask=batch["attention_mask"], labels=batch["labels"])
+    with pytest.raises(TypeError, match="decoder_inputs_ids"):
+        VanillaTransformerModel(config)(input_ids=batch["input_ids"], decoder_inputs_ids=batch["labels"])
+    classifier = VanillaTransformerForSequenceClassification(tiny_config(num_labels=2))
+    with pytest.raises(TypeError, match="decoder_input_ids"):
+        classifier(input_ids=batch["input_ids"], decoder_input_ids=batch["labels"])
+    # what transformers itself passes is still accepted
+    seq2seq(input_ids=batch["input_ids"], labels=batch["labels"], num_items_in_batch=torch.tensor(10))
+
+
+def test_generate_stops_at_the_models_positions_and_keeps_what_it_made(caplog):
+    import transformers
+
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(max_position_embeddings=30)))
+    ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+    transformers.utils.logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            capped = model.generate(ids, max_new_tokens=150, num_beams=1, min_new_tokens=150)
+    finally:
+        transformers.utils.logging.disable_propagation()
+    assert capped.shape == (2, 30) and "would run past the model's 30 positions" in caplog.text
+    # no length anywhere: the paper's input length + 50, within the positions
+    assert model.generate(ids, num_beams=1, min_new_tokens=40).shape[1] <= 30
+
+
+def test_generate_with_max_new_tokens_from_a_saved_folder_does_not_warn(tmp_path, caplog):
+    import transformers
+    from transformers import AutoModelForSeq2SeqLM
+
+    from hf_vanilla.training.translation import paper_generation_settings
+
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config()))
+    paper_generation_settings(model, 4, 0.6)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    transformers.utils.logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            loaded.generate(torch.randint(4, VOCAB, (1, 5)), max_new_tokens=8)
+    finally:
+        transformers.utils.logging.disable_propagation()
+    assert "max_new_tokens" not in caplog.text and "max_length" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("damage", ["missing", "extra"])
+def test_a_load_is_complete_or_refused_naming_the_tensors(damage, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForSeq2SeqLM
+
+    VanillaTransformerForConditionalGeneration(tiny_config()).save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    if damage == "missing":
+        del tensors["model.encoder.layers.0.self_attn.q_proj.weight"]
+        name = "model.encoder.layers.0.self_attn.q_proj.weight"
+    else:
+        tensors["model.encoder.layers.9.extra.weight"] = torch.zeros(2)
+        name = "model.encoder.layers.9.extra.weight"
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("field,value", [("encoder_layers", 100000), ("max_position_embeddings", 10**9),
+                                         ("d_model", 1 << 20)])
+def test_absurd_sizes_are_refused_before_anything_is_allocated(field, value):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=f"{field}={value} is above"):
+        VanillaTransformerForConditionalGeneration(tiny_config(**{field: value}))
+    assert time.monotonic() - start < 5

@@ -82,3 +82,43 @@ def test_resume_with_other_loop_settings_is_refused_naming_them(change, tmp_path
                        "--resume_from_checkpoint", out / "checkpoint-3")
     assert again.returncode == 2, again.stderr[-3000:]
     assert change[0].lstrip("-") + ":" in again.stderr and "--resume_from_checkpoint" in again.stderr
+
+
+def test_resume_must_name_a_checkpoint_folder(tmp_path, translation_csv):
+    out = tmp_path / "out"
+    first = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                       "--max_steps", 3, "--save_steps", 3)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for wrong in (out, tmp_path / "nowhere"):
+        again = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out, *QUICK,
+                           "--max_steps", 6, "--resume_from_checkpoint", wrong)
+        assert again.returncode == 2, again.stderr[-3000:]
+        assert "error: --resume_from_checkpoint:" in again.stderr and "checkpoint-3" in again.stderr
+
+
+def test_serve_refuses_a_port_in_use_before_loading_anything(tmp_path):
+    import socket
+
+    pytest.importorskip("gradio", reason="the [web] extra is not installed")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_module("recipes.serve", "--model", tmp_path / "no-model-here", "--port", port, timeout=120)
+    assert result.returncode == 2 and f"error: --port: {port} is in use" in result.stderr, result.stderr[-2000:]
+
+
+def test_output_folders_get_the_users_umask_and_unwritable_ones_are_refused(tmp_path, monkeypatch):
+    import os
+
+    from hf_vanilla.files import OutputFolderRefused, atomic_folder, check_output_folder
+
+    with atomic_folder(tmp_path / "made") as staging:
+        (staging / "a").write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "made").stat().st_mode & 0o777 == 0o777 & ~mask  # mkdtemp alone gives 0700
+    # as root every folder is writable, so the refusal is shown with os.access answering as for another user
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OutputFolderRefused, match="not writable"):
+        check_output_folder(tmp_path / "new" / "out")

@@ -53,7 +53,7 @@ def translator(tmp_path_factory):
 
 def test_greedy_generation_settings_save(tmp_path):
     model = VanillaTransformerForConditionalGeneration(VanillaTransformerConfig.from_preset("tiny", vocab_size=50))
-    paper_generation_settings(model, num_beams=1, length_penalty=0.6, longest_source=10)
+    paper_generation_settings(model, num_beams=1, length_penalty=0.6)
     model.save_pretrained(tmp_path / "greedy")  # raised "GenerationConfig is invalid" before
     saved = json.loads((tmp_path / "greedy" / "generation_config.json").read_text())
     assert saved["num_beams"] == 1 and "length_penalty" not in saved

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 from contextlib import nullcontext
@@ -143,6 +144,21 @@ def check_finite_loss(loss: torch.Tensor, step: int, output_dir) -> None:
     )
 
 
+def check_resume_folder(output_dir, resume_from_checkpoint):
+    """`--resume_from_checkpoint` names a checkpoint folder (`checkpoint-<step>`) that exists; True or "true" asks
+    transformers for the newest one in the output folder."""
+    if not resume_from_checkpoint or str(resume_from_checkpoint).lower() == "true":
+        return
+    path = Path(resume_from_checkpoint)
+    if path.is_dir() and re.fullmatch(r"checkpoint-\d+", path.name):
+        return
+    newest = list_checkpoints(path if path.is_dir() else output_dir)
+    hint = f"the newest one is {newest[-1]}" if newest else f"no checkpoint-<step> folder is in {output_dir}"
+    what = "is not a checkpoint folder" if path.exists() else "does not exist"
+    raise OutputFolderRefused(f"{resume_from_checkpoint} {what}: give a checkpoint-<step> folder written by a run "
+                              f"({hint}).", "resume_from_checkpoint")
+
+
 def claim_output_dir(output_dir, overwrite, resuming, main_process=True, inputs=None):
     """The output folder for this run, checked (`check_output_dir`) and locked (`OutputFolderLock`) on the main
     process: a context manager holding the lock. Checked before locking, so a refused run creates nothing, and
@@ -150,6 +166,7 @@ def claim_output_dir(output_dir, overwrite, resuming, main_process=True, inputs=
     OutputFolderRefused for an output that overlaps an input or holds files of the user's)."""
     if not main_process:
         return nullcontext()
+    check_resume_folder(output_dir, resuming)
     check_output_dir(output_dir, overwrite, resuming, inputs)
     lock = OutputFolderLock(output_dir)
     try:

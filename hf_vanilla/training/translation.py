@@ -62,9 +62,10 @@ def translation_features(tokenizer, max_source_length, max_target_length):
     return tokenize
 
 
-def paper_generation_settings(model, num_beams, length_penalty, longest_source):
-    """The saved model's decoding: beam `num_beams` with `length_penalty` (the paper: 4 and 0.6), and for plain
-    `model.generate` calls the "input length + 50" limit of the longest training source.
+def paper_generation_settings(model, num_beams, length_penalty):
+    """The saved model's decoding: beam `num_beams` with `length_penalty` (the paper: 4 and 0.6). No `max_length` is
+    stored: the model's `generate` applies the "input length + 50" rule to each call, and a stored length would make
+    every `generate(max_new_tokens=N)` warn that both were set.
 
     Greedy decoding (`num_beams` 1) gets no beam settings: transformers refuses to save a generation config that
     has them without beams, and every checkpoint save would fail. The config is validated here, before training."""
@@ -72,8 +73,7 @@ def paper_generation_settings(model, num_beams, length_penalty, longest_source):
     generation_config.num_beams = num_beams
     generation_config.length_penalty = length_penalty if num_beams > 1 else None
     generation_config.early_stopping = True if num_beams > 1 else None
-    # max_length counts the decoder start token
-    generation_config.max_length = output_length_limit(longest_source, model.config.max_position_embeddings) + 1
+    generation_config.max_length = None
     try:
         generation_config.validate(strict=True)
     except TypeError:  # transformers 5.0 has no `strict`
@@ -135,7 +135,10 @@ def finish_translation_run(model, run: TranslationRun):
     model.save_pretrained(staging)
     run.tokenizer.save_pretrained(staging)
     plot_training_curves(run.log_history, staging / "training_curves.png")
-    write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "results": summary})
+    train_seconds = next((entry["train_runtime"] for entry in reversed(run.log_history) if "train_runtime" in entry),
+                         None)  # measured by Trainer (the Accelerate recipe logs none)
+    write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
+                                          "results": summary})
     write_translation_card(model, run, summary, chosen, staging)
     publish_files(staging, run.output_dir)
     test = results[chosen]["test"]

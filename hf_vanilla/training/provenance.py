@@ -1,7 +1,8 @@
 """Where a published number came from: the commit, the command, the machine and the date, recorded beside it.
 
-Every benchmark writes its result JSON into benchmarks/results/ with `provenance()` under the key "provenance", and
-the tables in README.md, model_card.md and docs/ are written from those files (benchmarks/tables.py).
+Every benchmark (and the demo) writes its result JSON with `provenance()` under the key "provenance"; the published
+ones live in benchmarks/results/, and the tables in README.md, model_card.md and docs/ are written from those files
+by benchmarks/tables.py.
 """
 
 import datetime
@@ -12,8 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (git is asked about it, when it is one)
 
 
 def _git(*args):

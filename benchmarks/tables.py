@@ -1,0 +1,102 @@
+"""Write the published tables from the result files, so that no figure is typed by hand.
+
+    python benchmarks/tables.py           # rewrite every generated table in README.md, model_card.md and docs/
+    python benchmarks/tables.py --check   # exit 1 naming each table that differs from its result file
+
+A generated table sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in a document; NAME is a function
+of TABLES below, which reads benchmarks/results/*.json (each with its provenance: commit, command, machine, date).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCUMENTS = ["README.md", "model_card.md", "docs/learning_speed.md"]
+
+
+def _load(name):
+    path = RESULTS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.relative_to(ROOT)} is missing: run the benchmark that writes it")
+    return json.loads(path.read_text())
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def _commit(provenance):
+    return f"`{provenance['commit'][:7]}`" + ("+" if provenance.get("uncommitted_changes") else "")
+
+
+def demo():
+    """`make demo` at its budget and at 60% of it (a slower machine), from benchmarks/results/demo*.json."""
+    rows = []
+    for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget")):
+        run = _load(name)
+        rows.append([label, f"{run['budget_minutes']:g} min", f"{run['steps']:,}", f"{run['test']['bleu']:.2f}",
+                     f"{run['test']['chrf']:.2f}", f"{run['train_minutes']:.1f} min", f"{run['wall_minutes']:.1f} min",
+                     _commit(run["provenance"])])
+    machine = _load("demo.json")["provenance"]["machine"]
+    return (_table(["run", "training budget", "steps reached", "test BLEU (500 sentences, beam 4)", "test chrF",
+                    "training", "wall time (train + evaluate)", "commit"], rows)
+            + f"\n\nMachine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, fp32. "
+              "Files: benchmarks/results/demo.json, demo-60.json.")
+
+
+def demo_samples():
+    run = _load("demo.json")
+    return "\n".join(f"- {s['source']} -> {s['translation']}" for s in run["samples"])
+
+
+def learning_speed():
+    """Every run of benchmarks/learning_speed.py, grouped by step count."""
+    runs = _load("learning_speed.json")["runs"]
+    rows = [[r["name"], r["steps"], f"{r['validation_bleu']:.2f}", f"{r['test_bleu']:.2f}", f"{r['test_chrf']:.2f}",
+             f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-", _commit(r["provenance"])]
+            for r in sorted(runs, key=lambda r: (r["steps_requested"], r["name"]))]
+    return _table(["variant", "steps", "validation BLEU (chooses)", "test BLEU", "test chrF", "steps/s", "commit"],
+                  rows)
+
+
+TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed}
+_SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(\n<!-- end: \2 -->)", re.S)
+
+
+def render(text):
+    """`text` with every generated section rewritten from its result file."""
+    return _SECTION.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + m.group(4), text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if a table is out of date.")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in DOCUMENTS:
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        for match in _SECTION.finditer(text):
+            if match.group(2) not in TABLES:
+                parser.error(f"{name}: unknown generated table {match.group(2)!r}; known: {', '.join(TABLES)}")
+        new = render(text)
+        if new != text:
+            stale.append(name)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"out of date with benchmarks/results/: {', '.join(stale)} (run python benchmarks/tables.py)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
