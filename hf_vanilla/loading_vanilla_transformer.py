@@ -47,7 +47,8 @@ def check_loading_info(class_name, info, path):
 
     problems = ([f"{len(missing)} weights are missing ({named(missing)}) and would be initialised at random"]
                 if missing else [])
-    problems += [f"it holds {len(unexpected)} tensors this model does not have ({named(unexpected)})"] if unexpected else []
+    if unexpected:
+        problems.append(f"it holds {len(unexpected)} tensors this model does not have ({named(unexpected)})")
     problems += [f"{len(mismatched)} weights have other shapes ({named(mismatched)})"] if mismatched else []
     if problems:
         hint = (" It holds a classifier (an encoder without the decoder): load it with "

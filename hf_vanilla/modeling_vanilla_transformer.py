@@ -510,9 +510,10 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> BaseModelOutput | tuple:
-        """Encode a batch of sources.
+        """Encode a batch of sources. No `**kwargs`: `generate` then hands the encoder only the arguments it names
+        (it passes every model input, labels included, to an encoder that takes `**kwargs`), and a misspelled
+        argument is Python's own TypeError.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): source token ids.
@@ -526,7 +527,6 @@ class VanillaTransformerEncoder(_VanillaTransformerStack):
             `BaseModelOutput`: `last_hidden_state` (batch_size, source_length, d_model), after the final LayerNorm
             in pre-LN.
         """
-        _refuse_unused(kwargs, self)
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
         hidden_states, _ = self._embed(input_ids, inputs_embeds, 0, "input_ids")
         mask = _padding_mask(attention_mask, *hidden_states.shape[:2], "attention_mask")

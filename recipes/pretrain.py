@@ -40,7 +40,7 @@ from hf_vanilla.training.pretraining import (
     english_training_texts,
     read_text_files,
 )
-from hf_vanilla.training.tokenizer import train_bpe_tokenizer
+from hf_vanilla.training.tokenizer import fit_to_model, train_bpe_tokenizer
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def train(model_args, _, args, training_args):
         tokenizer.save_pretrained(output_dir)
     data = tokenized_pieces(tokenizer, texts, model_args.max_source_length, args.validation_share)
     model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
+    fit_to_model(tokenizer, model)
     training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
     logger.info("%d pieces to pre-train on (%d held out), %.1fM parameters", len(data["train"]),
                 len(data["validation"]), model.num_parameters() / 1e6)

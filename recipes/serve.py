@@ -55,9 +55,9 @@ def checked_text(gr, text):
 
 
 def translation_page(gr, model, tokenizer, folder):
-    from hf_vanilla.training.plots import plot_attention
-
     from PIL import Image
+
+    from hf_vanilla.training.plots import plot_attention
 
     settings = decoding_settings(folder)
 

@@ -38,6 +38,7 @@ from hf_vanilla.training.policies import (
     OutputFolderError,
     record_or_check_run,
 )
+from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
 from hf_vanilla.training.translation import run_settings, run_tokenizer
 
@@ -146,6 +147,7 @@ def train(model_args, data_args, args, training_args):
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
     model, tokenizer = load_model(model_args, args, raw, training_args.output_dir, resuming)
+    fit_to_model(tokenizer, model)
     tokenized = raw.map(lambda rows: tokenizer(rows["text"], max_length=model_args.max_source_length,
                                                truncation=True),
                         batched=True, remove_columns=["text"], desc="tokenizing")

@@ -43,6 +43,7 @@ from hf_vanilla.training.policies import (
     paper_peak_learning_rate,
     record_or_check_run,
 )
+from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
 from hf_vanilla.training.translation import (
     TranslationRun,
@@ -170,6 +171,7 @@ def train(model_args, data_args, args, training_args):
     tokenized = raw.map(translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length),
                         batched=True, remove_columns=raw["train"].column_names, desc="tokenizing")
     model = load_model(model_args, tokenizer)
+    fit_to_model(tokenizer, model)
     training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
     paper_generation_settings(model, args.num_beams, args.length_penalty)
     training_args.save_total_limit = max(args.average_last_n, 1)

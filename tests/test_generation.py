@@ -101,16 +101,23 @@ def test_generate_returns_cross_attentions(reversal_model, sources):
     assert first_step.argmax().item() == int(sources["attention_mask"][0].sum()) - 2
 
 
-def test_post_ln_model_generates_with_and_without_cache(sources):
-    torch.manual_seed(0)
-    config_kwargs = dict(vocab_size=40, dropout=0.0, norm_first=False)
-    from hf_vanilla import VanillaTransformerConfig
+@pytest.fixture(scope="module")
+def post_ln_reversal_model(tmp_path_factory):
+    """The paper's post-LN placement, trained on reversal: an untrained (or scrambled) post-LN model repeats one token
+    per row, which would let cached and uncached decoding agree for the wrong reason."""
+    from toy_tasks import train_reversal
 
-    model = VanillaTransformerForConditionalGeneration(VanillaTransformerConfig.from_preset("tiny", **config_kwargs))
-    model.eval()
-    a = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=True)
-    b = model.generate(**sources, max_new_tokens=6, num_beams=2, use_cache=False)
+    return train_reversal(str(tmp_path_factory.mktemp("post-ln")), max_steps=400, report=False, norm_first=False)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam"])
+def test_post_ln_model_generates_with_and_without_cache(post_ln_reversal_model, sources, mode):
+    model = post_ln_reversal_model
+    assert not model.config.norm_first
+    a = model.generate(**sources, max_new_tokens=8, use_cache=True, **DECODING[mode])
+    b = model.generate(**sources, max_new_tokens=8, use_cache=False, **DECODING[mode])
     assert torch.equal(a, b)
+    assert len({tuple(row) for row in a[:, 1:].tolist()}) == len(a)  # each input its own output
 
 
 def test_beam_search_leaves_the_cross_attention_cache_in_place_with_the_same_results(sources, monkeypatch):

@@ -45,8 +45,13 @@ def check_translation_folder(folder):
                          for metric in ("bleu", "chrf")}
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    # the tokenizer's limit is the model's, so truncation=True always gives inputs the model accepts
+    assert tokenizer.model_max_length == model.config.max_position_embeddings
+    long = tokenizer(["the red cat sees a dog. " * 400], return_tensors="pt", truncation=True)
+    assert long["input_ids"].shape[1] == model.config.max_position_embeddings
+    out = model.generate(**long, max_new_tokens=3)
     out = model.generate(**tokenizer(["the red cat sees a dog."], return_tensors="pt"), max_new_tokens=12)
-    assert isinstance(tokenizer.decode(out[0], skip_special_tokens=True), str)
+    assert 1 < out.shape[1] <= 13 and out[0, 0] == model.config.decoder_start_token_id
 
 
 def test_train_translation_end_to_end(tmp_path, translation_csv):
@@ -166,6 +171,8 @@ def test_train_classification_end_to_end_and_init_from_translation(tmp_path, tra
     assert scores["test"]["test_accuracy"] >= 0.9
     classify = pipeline("text-classification", model=str(out), device="cpu")
     assert classify("the plot was brilliant overall")[0]["label"] == "pos"
+    # far longer than the model's positions: truncation=True cuts it to what the model takes (it used to cut to 1024)
+    assert classify("the plot was brilliant overall " * 300, truncation=True)[0]["label"] in ("pos", "neg")
     assert "accuracy" in (out / "README.md").read_text()
     published = {(r.dataset_split, r.metric_type): r.metric_value
                  for r in ModelCard.load(out / "README.md").data.eval_results}

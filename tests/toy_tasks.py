@@ -51,10 +51,11 @@ def exact_match(model, examples, batch_size=128):
     return hits / len(examples)
 
 
-def train_reversal(output_dir, max_steps=900, vocab_size=40, seed=0, report=True):
+def train_reversal(output_dir, max_steps=900, vocab_size=40, seed=0, report=True, norm_first=True):
     """Train the `tiny` preset on sequence reversal with Seq2SeqTrainer (label smoothing 0.1) and save it."""
     set_seed(seed)
-    config = VanillaTransformerConfig.from_preset("tiny", vocab_size=vocab_size, dropout=0.0, max_position_embeddings=64)
+    config = VanillaTransformerConfig.from_preset("tiny", vocab_size=vocab_size, dropout=0.0, max_position_embeddings=64,
+                                                  norm_first=norm_first)
     model = VanillaTransformerForConditionalGeneration(config)
     train = Dataset.from_list(reversal_examples(20_000, vocab_size, seed=seed))
     args = Seq2SeqTrainingArguments(

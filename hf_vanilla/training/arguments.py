@@ -41,7 +41,8 @@ class ModelArguments:
     def config(self, tokenizer, **extra):
         """The preset, sized to the tokenizer, with this run's overrides."""
         overrides = {"norm_first": self.norm_first}
-        overrides.update({name: getattr(self, name) for name in ("dropout", "init_std") if getattr(self, name) is not None})
+        overrides.update({name: getattr(self, name) for name in ("dropout", "init_std")
+                          if getattr(self, name) is not None})
         return VanillaTransformerConfig.from_preset(
             self.preset,
             vocab_size=len(tokenizer),

@@ -50,3 +50,11 @@ def train_bpe_tokenizer(
         **({"mask_token": mask_token} if mask_token else {}),
     )
 
+
+
+def fit_to_model(tokenizer, model):
+    """Give `tokenizer` the model's limit (`model_max_length` = its `max_position_embeddings`), so that
+    `truncation=True` (pipelines, generate, the recipes) always yields inputs the model accepts; every folder a recipe
+    saves (checkpoints too) then carries it. Returns the tokenizer."""
+    tokenizer.model_max_length = model.config.max_position_embeddings
+    return tokenizer

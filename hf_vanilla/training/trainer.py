@@ -29,7 +29,6 @@ from .cards import command_line
 from .checkpoints import list_checkpoints
 from .policies import (
     NonFiniteLossError,
-    OutputFolderError,
     StopRequest,
     check_finite_loss,
     claim_output_dir,

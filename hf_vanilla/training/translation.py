@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_vanilla.files import publish_files
-from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, output_length_limit, translate
+from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
 from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from .checkpoints import average_checkpoints, list_checkpoints
@@ -107,7 +107,8 @@ class TranslationRun:
 
 def finish_translation_run(model, run: TranslationRun):
     """Compare the last model with the average of the last N checkpoints, keep the better on validation BLEU (scored
-    on test alone), and write the output folder: model, tokenizer, generation config, model card, training curves, results."""
+    on test alone), and write the output folder: model, tokenizer, generation config, model card, training curves,
+    results."""
     model = model.eval()
     candidates = _candidate_weights(model, run.output_dir, run.args.average_last_n)
     results = {}

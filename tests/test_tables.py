@@ -1,0 +1,51 @@
+"""Every published table is written from its result file (benchmarks/tables.py): a table and its file never disagree,
+and every result file says where it came from."""
+
+import json
+import shutil
+
+import pytest
+
+from benchmarks import tables
+
+
+def test_published_tables_match_their_result_files():
+    assert tables.main(["--check"]) == 0, "run: python benchmarks/tables.py"
+
+
+def test_every_result_file_records_its_provenance():
+    files = sorted(tables.RESULTS.glob("*.json"))
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        runs = data["runs"] if "runs" in data else [data]
+        for run in runs:
+            where = run["provenance"]
+            assert len(where["commit"]) == 40 and where["command"] and where["date"], path
+            assert where["machine"]["cores"] and where["machine"]["torch"], path
+
+
+def test_a_number_changed_in_a_result_file_is_caught(tmp_path, monkeypatch):
+    results = tmp_path / "benchmarks" / "results"
+    shutil.copytree(tables.RESULTS, results)
+    for name in tables.DOCUMENTS:
+        if (tables.ROOT / name).is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(tables.ROOT / name, tmp_path / name)
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    monkeypatch.setattr(tables, "RESULTS", results)
+    assert tables.main(["--check"]) == 0
+    demo = json.loads((results / "demo.json").read_text())
+    demo["test"]["bleu"] += 1.0
+    (results / "demo.json").write_text(json.dumps(demo))
+    assert tables.main(["--check"]) == 1
+    assert tables.main([]) == 0 and tables.main(["--check"]) == 0  # rewritten from the file
+    assert f"{demo['test']['bleu']:.2f}" in (tmp_path / "README.md").read_text()
+
+
+def test_an_unknown_table_name_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "README.md").write_text("<!-- generated: nosuch -->\n<!-- end: nosuch -->\n")
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        tables.main(["--check"])
+    assert stop.value.code == 2
