@@ -33,12 +33,39 @@ RANGES = {
 }
 
 
+# --report_to integrations that an extra of this project installs (the others: pip install the package named)
+INTEGRATION_EXTRAS = {"tensorboard": "hf_vanilla[tensorboard]"}
+
+
+def integration_problems(report_to):
+    """Why each integration named by --report_to could not log (unknown, or its package missing), checked before any
+    work: Trainer would only fail once the data is loaded and the model built."""
+    from transformers.integrations import integration_utils
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    problems = []
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        if name not in integration_utils.INTEGRATION_TO_CALLBACK:
+            problems.append(f"--report_to {name}: unknown; choose none, all or from "
+                            f"{', '.join(sorted(integration_utils.INTEGRATION_TO_CALLBACK))}")
+            continue
+        available = getattr(integration_utils, f"is_{name}_available", None)
+        if available is not None and not available():
+            install = INTEGRATION_EXTRAS.get(name, name.replace("_", "-"))
+            problems.append(f"--report_to {name}: its package is not installed (pip install '{install}')")
+    return problems
+
+
 def argument_problems(*namespaces):
-    """'--flag value: why' for every argument of the parsed dataclasses that breaks the rule above."""
+    """'--flag value: why' for every argument of the parsed dataclasses that breaks the rules above."""
     problems = []
     for namespace in namespaces:
         if not dataclasses.is_dataclass(namespace):
             continue
+        if hasattr(namespace, "report_to"):
+            problems += integration_problems(namespace.report_to)
         for field in dataclasses.fields(namespace):
             value = getattr(namespace, field.name, None)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

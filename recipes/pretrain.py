@@ -205,7 +205,9 @@ def write_pretraining_card(model, sources, vocabulary_only, args, results, train
     rows = [[f"`{name}`", f"{len(texts):,}", licence] for name, (licence, texts) in sources.items()]
     metadata = card_metadata(Path(output_dir).name, "fill-mask", "hf_vanilla-english", "English training text",
                              [("validation", "loss", results["validation_loss"])], languages=["en"],
-                             tags=["pretraining", "denoising"])
+                             tags=["pretraining", "denoising"],
+                             licences=[None if name == "text_files" else licence
+                                       for name, (licence, _) in sources.items()])
     write_model_card(output_dir, "Vanilla Transformer, pre-trained by text infilling", [
         ("Model", f"`VanillaTransformerForConditionalGeneration`: d_model {config.d_model}, "
                   f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "

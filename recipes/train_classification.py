@@ -31,7 +31,7 @@ from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_arguments, report
 from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
-from hf_vanilla.training.corpora import CorpusError, corpus_meta
+from hf_vanilla.training.corpora import CORPORA, CorpusError, corpus_meta
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
 from hf_vanilla.training.policies import (
@@ -184,6 +184,7 @@ def write_classification_card(model, data_args, args, raw, scores, output_dir):
         [(split, metric, s[f"{split}_{key}"]) for split, s in scores.items()
          for metric, key in (("accuracy", "accuracy"), ("f1", "macro_f1"))],
         languages=["en"] if data_args.corpus else None,
+        licences=[CORPORA[data_args.corpus].licence if data_args.corpus else None],
     )
     write_model_card(output_dir, f"Vanilla Transformer classifier ({data_args.name})", [
         ("Model", f"`VanillaTransformerForSequenceClassification` (hf_vanilla): d_model {config.d_model}, "

@@ -122,3 +122,16 @@ def test_output_folders_get_the_users_umask_and_unwritable_ones_are_refused(tmp_
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(OutputFolderRefused, match="not writable"):
         check_output_folder(tmp_path / "new" / "out")
+
+
+def test_report_to_integrations_are_checked_before_any_work(tmp_path):
+    from transformers.integrations.integration_utils import is_tensorboard_available
+
+    result = run_module("recipes.train_translation", "--train_file", tmp_path / "missing.csv", "--output_dir",
+                        tmp_path / "out", "--report_to", "nosuch", timeout=120)
+    assert result.returncode == 2 and "--report_to nosuch: unknown" in result.stderr, result.stderr[-2000:]
+    if not is_tensorboard_available():
+        result = run_module("recipes.train_translation", "--train_file", tmp_path / "missing.csv", "--output_dir",
+                            tmp_path / "out", "--report_to", "tensorboard", timeout=120)
+        assert result.returncode == 2 and "hf_vanilla[tensorboard]" in result.stderr, result.stderr[-2000:]
+        assert "missing.csv" not in result.stderr and not (tmp_path / "out").exists()

@@ -9,6 +9,32 @@ from huggingface_hub import EvalResult, ModelCardData
 
 LICENSE = "apache-2.0"  # the licence of this project's code, which a saved folder carries
 
+# The terms of weights trained on a built-in corpus follow the corpus's (as `Corpus.licence` states them), as the Hub
+# metadata (an SPDX-like id, or "other" with a name and a link): licence as written -> (license, name, link)
+DATA_TERMS = {
+    "MPL-2.0": ("mpl-2.0", None, None),
+    "public domain": (LICENSE, None, None),  # no terms of its own: the code's licence
+    "research use (Pang & Lee, 2005)": ("other", "research-use-only-pang-lee-2005",
+                                        "https://www.cs.cornell.edu/people/pabo/movie-review-data/"),
+    "research use (Greene & Cunningham, 2006)": ("other", "research-use-only-greene-cunningham-2006",
+                                                 "http://mlg.ucd.ie/datasets/bbc.html"),
+}
+
+
+def weights_licence(licences):
+    """The Hub's (license, license_name, license_link) for weights trained on data under `licences` (the corpora's
+    licences as written; None for data of the user's, whose terms this project cannot know: "unknown"). Several
+    sources: the most restrictive ("other" names them all)."""
+    terms = [DATA_TERMS.get(licence, ("other", licence, None)) if licence else ("unknown", None, None)
+             for licence in licences]
+    others = [term for term in terms if term[0] == "other"]
+    if others:
+        return "other", "+".join(dict.fromkeys(term[1] for term in others)), others[0][2]
+    for kind in ("unknown", "mpl-2.0"):
+        if any(term[0] == kind for term in terms):
+            return kind, None, None
+    return LICENSE, None, None
+
 
 def command_line():
     """The exact command that ran, for the model card."""
@@ -27,16 +53,21 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
-def card_metadata(model_name, task_type, dataset, dataset_name, scores, languages=None, tags=()):
+def card_metadata(model_name, task_type, dataset, dataset_name, scores, languages=None, tags=(), licences=(None,)):
     """The Hub's metadata block: `scores` is a list of (split, metric, value), each one `model-index` result.
 
     `task_type` is a Hub task ("translation", "text-classification"); `dataset` the corpus or file the model was
-    trained on, `dataset_name` how the card names it (with the pair, for translation)."""
+    trained on, `dataset_name` how the card names it (with the pair, for translation); `licences` the training data's
+    (`weights_licence`)."""
     metrics = sorted({metric for _, metric, _ in scores})
+    license, license_name, license_link = weights_licence(licences)
+    extra = {key: value for key, value in (("license_name", license_name), ("license_link", license_link)) if value}
     return ModelCardData(
         model_name=model_name,
         language=list(languages) if languages else None,
-        license=LICENSE,
+        license=license,
+        pipeline_tag=task_type,
+        **extra,
         library_name="transformers",
         tags=["hf_vanilla", "vanilla-transformer", task_type, *tags],
         datasets=[dataset],

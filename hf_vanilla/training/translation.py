@@ -12,7 +12,7 @@ from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
 from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
 from .checkpoints import average_checkpoints, list_checkpoints
-from .corpora import corpus_meta
+from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
 from .policies import data_fingerprint
@@ -189,6 +189,7 @@ def write_translation_card(model, run, summary, chosen, folder):
         [(split, metric, summary[chosen][split][metric]) for split in ("validation", "test")
          for metric in ("bleu", "chrf")],
         languages=[source, target] if pair else None,
+        licences=[CORPORA[data_args.corpus].licence if data_args.corpus else None],
     )
     write_model_card(folder, f"Vanilla Transformer, {source} -> {target} ({data_args.name})", [
         ("Model", _model_description(model)),
