@@ -28,6 +28,7 @@ from hf_vanilla.training.cards import card_metadata, command_line, markdown_tabl
 from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split_by_hash
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.policies import (
+    PEAK_LEARNING_RATE_HELP,
     OutputFolderError,
     paper_peak_learning_rate,
     record_or_check_run,
@@ -85,7 +86,7 @@ class PretrainArguments:
 @dataclass
 class PretrainTrainingArguments(Seq2SeqTrainingArguments):
     output_dir: str = field(default="outputs/pretrain", metadata={"help": "Where the model and checkpoints go."})
-    learning_rate: float | None = field(default=None, metadata={"help": "Peak lr; default d_model^-0.5 * 4000^-0.5."})
+    learning_rate: float | None = field(default=None, metadata={"help": PEAK_LEARNING_RATE_HELP})
     warmup_steps: int = field(default=1000, metadata={"help": "Linear warm-up steps."})
     lr_scheduler_type: str = field(default="inverse_sqrt")
     adam_beta2: float = field(default=0.98)

@@ -10,8 +10,9 @@ The paper's recipe (section 5) and how it is scaled here:
   and target (trained on the training split when no --tokenizer_name is given); batches grouped by length, or
   holding a budget of padded tokens (--max_tokens).
 - lr = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5): linear warm-up, then inverse-square-root decay. The peak
-  is kept at the paper's value for the model width (d_model^-0.5 * 4000^-0.5, 9.9e-4 for d_model 256) but reached
-  after 400 warm-up steps instead of 4,000, because a 30k-sentence corpus gives a few thousand steps in all.
+  is kept at the paper's value for the model width (d_model^-0.5 * 4000^-0.5, 9.9e-4 for d_model 256; twice it was
+  worse on validation, docs/learning_speed.md) but reached after 400 warm-up steps instead of 4,000, because a
+  30k-sentence corpus gives a few thousand steps in all.
 - The final model averages the last 5 checkpoints; the card reports both the last and the averaged model, and the
   one with the better validation BLEU is saved.
 - Beam search with beam 4 and length penalty 0.6; each batch may output up to its input length + 50 tokens.
@@ -39,6 +40,7 @@ from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import translation_scores
 from hf_vanilla.training.policies import (
+    PEAK_LEARNING_RATE_HELP,
     OutputFolderError,
     paper_peak_learning_rate,
     record_or_check_run,
@@ -63,7 +65,7 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
 
     output_dir: str = field(default="outputs/translation", metadata={"help": "Where the model and checkpoints go."})
     learning_rate: float | None = field(
-        default=None, metadata={"help": "Peak learning rate; default d_model^-0.5 * 4000^-0.5 (the paper's peak)."}
+        default=None, metadata={"help": PEAK_LEARNING_RATE_HELP}
     )
     warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up steps (the paper: 4000)."})
     lr_scheduler_type: str = field(default="inverse_sqrt", metadata={"help": "The paper's inverse square root."})
@@ -202,7 +204,8 @@ def training_summary(trainer):
     budget = getattr(trainer, "_budget_schedule", None)  # a time budget may have shortened the warm-up
     warmup = budget.warmup_steps if budget else args.warmup_steps
     limit = f" in a budget of {args.max_train_minutes:g} minutes" if args.max_train_minutes else ""
-    return (f"{trainer.state.global_step} steps of Seq2SeqTrainer{limit}, {batches}, Adam (0.9, 0.98, 1e-9), peak lr "
+    return (f"{trainer.state.global_step} steps of Seq2SeqTrainer{limit}, {batches}, Adam ({args.adam_beta1}, "
+            f"{args.adam_beta2}, {args.adam_epsilon:g}), peak lr "
             f"{args.learning_rate:.2e} after {warmup} warm-up steps, inverse-square-root decay, label smoothing "
             f"{args.label_smoothing_factor}.")
 

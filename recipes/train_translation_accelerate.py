@@ -38,6 +38,7 @@ from hf_vanilla.training.cards import command_line
 from hf_vanilla.training.checkpoints import list_checkpoints
 from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.policies import (
+    PEAK_LEARNING_RATE_HELP,
     NonFiniteLossError,
     OutputFolderError,
     StopRequest,
@@ -65,7 +66,7 @@ class LoopArguments:
     output_dir: str = field(default="outputs/translation-accelerate", metadata={"help": "Where everything goes."})
     max_tokens: int = field(default=4096, metadata={"help": "Padded source + target tokens per batch and process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimiser step."})
-    learning_rate: float | None = field(default=None, metadata={"help": "Peak lr; default d_model^-0.5 * 4000^-0.5."})
+    learning_rate: float | None = field(default=None, metadata={"help": PEAK_LEARNING_RATE_HELP})
     warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up steps (the paper: 4000)."})
     label_smoothing: float = field(default=0.1, metadata={"help": "The paper's epsilon_ls."})
     max_steps: int = field(default=-1, metadata={"help": "Optimiser steps in all; -1: use --num_train_epochs."})

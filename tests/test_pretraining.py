@@ -88,11 +88,13 @@ def test_time_budget_stops_training_and_still_saves(tmp_path, translation_csv):
     out = tmp_path / "out"
     result = run_module("recipes.train_translation", "--train_file", translation_csv, "--source_column", "en",
                         "--target_column", "fr", "--output_dir", out, *TINY, "--max_steps", 100000,
-                        "--max_train_minutes", 0.25, "--warmup_steps", 100000, "--save_steps", 100000,
+                        "--max_train_minutes", 0.4, "--warmup_steps", 100000, "--save_steps", 100000,
                         "--eval_strategy", "no", "--average_last_n", 1, "--max_eval_samples", 5,
                         "--max_predict_samples", 5)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "warm-up shortened from 100000" in result.stderr and "time budget of 0.2 minutes spent" in result.stderr
+    assert "warm-up shortened from 100000" in result.stderr and "time budget of 0.4 minutes spent" in result.stderr
+    # the bar counts to the steps that fit (not to --max_steps 100000) and shows the minutes left
+    assert "min left of the budget" in result.stderr and "/100000 [" not in result.stderr.split("steps fit")[-1]
     state = json.loads(next(out.glob("checkpoint-*/trainer_state.json")).read_text())
     assert 10 < state["global_step"] < 100000
     assert (out / "model.safetensors").is_file() and "test BLEU" in result.stdout
