@@ -126,6 +126,33 @@ def classification(args, output_dir):
     return results
 
 
+RUN_RECORD = "benchmark_run.json"  # beside a run's results: the exact arguments it ran with and its measured minutes
+
+
+def run_or_reuse(main, argv, run_dir, reuse):
+    """Run a recipe's `main(argv)` into `run_dir` and return the minutes it took; with `reuse`, a run already there
+    is kept only if it ran with exactly `argv` (its own measured minutes are returned), and refused otherwise, naming
+    the difference: a reused number must be the number these settings give."""
+    record = Path(run_dir) / RUN_RECORD
+    if reuse and (Path(run_dir) / "results.json").is_file():
+        if not record.is_file():
+            raise SystemExit(f"--reuse_runs: {run_dir} has results but no {RUN_RECORD} saying how they were made: "
+                             f"run without --reuse_runs")
+        done = json.loads(record.read_text())
+        if done["argv"] != list(argv):
+            different = sorted(set(done["argv"]) ^ set(argv))
+            raise SystemExit(f"--reuse_runs: {run_dir} was run with other settings (differing: {different}): "
+                             f"run without --reuse_runs, or with the same settings")
+        return done["minutes"]
+    start = time.time()
+    status = main(list(argv))
+    if status:
+        raise SystemExit(f"{' '.join(argv)} stopped with status {status}")
+    minutes = (time.time() - start) / 60
+    record.write_text(json.dumps({"argv": list(argv), "minutes": minutes}, indent=2) + "\n")
+    return minutes
+
+
 def pretrained(args, output_dir):
     """Classifiers and a translator started from `args.pretrained`, beside the same recipes from scratch."""
     folder = Path(args.pretrained)
@@ -136,20 +163,16 @@ def pretrained(args, output_dir):
         runs = {}
         for learning_rate in args.finetune_learning_rates:  # chosen on validation accuracy
             run_dir = output_dir / f"pretrained-classification-{corpus}-lr{learning_rate:g}"
-            start = time.time()
-            done = args.reuse_runs and (run_dir / "results.json").is_file()
-            status = 0 if done else train_classification.main([
+            minutes = run_or_reuse(train_classification.main, [
                 "--corpus", corpus, "--init_from", str(folder), "--output_dir", str(run_dir),
                 "--overwrite_output_dir", "--seed", str(args.seed), "--save_total_limit", "1", "--learning_rate",
                 str(learning_rate), "--num_train_epochs", str(args.finetune_epochs), "--warmup_steps", "100",
-                *(["--max_source_length", str(min(256, positions))] if corpus == "bbc-news" else [])])
-            if status:
-                raise SystemExit(f"fine-tuning the {corpus} classifier stopped with status {status}")
+                *(["--max_source_length", str(min(256, positions))] if corpus == "bbc-news" else [])],
+                run_dir, args.reuse_runs)
             scores = json.loads((run_dir / "results.json").read_text())
             runs[f"{learning_rate:g}"] = {
                 "accuracy": scores["test"]["test_accuracy"], "macro_f1": scores["test"]["test_macro_f1"],
-                "validation_accuracy": scores["validation"]["validation_accuracy"],
-                "minutes": (time.time() - start) / 60}
+                "validation_accuracy": scores["validation"]["validation_accuracy"], "minutes": minutes}
         chosen = max(runs, key=lambda lr: runs[lr]["validation_accuracy"])
         results["classification"][corpus] = {**runs[chosen], "learning_rate": chosen, "by_learning_rate": runs}
     if args.pretrained_steps <= 0:
