@@ -590,7 +590,10 @@ class VanillaTransformerDecoder(_VanillaTransformerStack):
         cache = _pop_cache_kwarg(cache, kwargs)
         _refuse_unused(kwargs, self)
         output_attentions, output_hidden_states = self._output_flags(output_attentions, output_hidden_states)
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        # under torch.export (and ONNX's dynamo export) a forward given no cache builds none, so that the program's
+        # outputs are tensors: the model as loaded exports with no wrapper. generate passes its own cache.
+        if use_cache is None:
+            use_cache = self.config.use_cache and (cache is not None or not _is_exporting())
         if encoder_hidden_states is None:
             raise ValueError("The decoder needs encoder_hidden_states: run the encoder first.")
         if use_cache and cache is None:

@@ -235,3 +235,32 @@ def test_folders_saved_before_the_change_load_with_the_same_outputs(tmp_path):
         logits = model(input_ids=reference["ids"], attention_mask=reference["mask"],
                        decoder_input_ids=torch.tensor([[1, 5], [1, 6]])).logits
     torch.testing.assert_close(logits, reference["logits"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("exporter", ["torch.export", "onnx"])
+def test_the_model_as_loaded_exports_with_no_wrapper(exporter, tmp_path):
+    """torch.export / torch.onnx.export(dynamo=True) on AutoModelForSeq2SeqLM.from_pretrained's model, default config
+    (use_cache on): equal to eager. It used to fail with "Found EncoderDecoderCache in output"."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    seq2seq_model().save_pretrained(tmp_path / "saved")
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "saved").eval()
+    assert model.config.use_cache
+    input_ids, attention_mask, decoder_input_ids = seq2seq_example(2, 6, 5, seed=0)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    if exporter == "torch.export":
+        program = torch.export.export(model, (), kwargs=inputs, dynamic_shapes=SEQ2SEQ_SHAPES)
+        other = dict(zip(inputs, seq2seq_example(3, 8, 4, seed=1)))
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(**inputs).logits, expected, atol=1e-5, rtol=0)
+            torch.testing.assert_close(program.module()(**other).logits, model(**other).logits, atol=1e-5, rtol=0)
+        return
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
+    pytest.importorskip("onnxscript", reason="the [export] extra is not installed")
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (), kwargs=inputs, dynamic_shapes=SEQ2SEQ_SHAPES, dynamo=True).save(str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    result = session.run(None, {i.name: inputs[i.name].numpy() for i in session.get_inputs()})[0]
+    torch.testing.assert_close(torch.from_numpy(result), expected, atol=1e-4, rtol=0)
