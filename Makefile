@@ -4,7 +4,7 @@ VENV := .venv
 OLDEST := .venv-oldest
 # what `make` installs: training and tests, benchmarks, ONNX export, the CTranslate2 engine, the demo page and its
 # browser test; the oldest stack runs the core tests
-EXTRAS := dev,benchmarks,export,serve,webtest
+EXTRAS := dev,benchmarks,export,ctranslate2,webtest
 OLDEST_EXTRAS := dev,benchmarks
 # the core model tests, run again against the oldest supported transformers
 CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \

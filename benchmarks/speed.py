@@ -13,7 +13,7 @@ training tokens/s (forward, backward, AdamW step on fixed-length batches), greed
 allocator's peak on GPU), the machine's matmul peak, and each model's training FLOP utilisation
 (`torch.utils.flop_counter`). It checks that hf_vanilla and Marian did the same amount of work (same token counts).
 
-With ctranslate2 installed (the `[serve]` extra), the same two models also run in CTranslate2, float32 and int8:
+With ctranslate2 installed (the `[ctranslate2]` extra), the same two models also run in CTranslate2, float32 and int8:
 hf_vanilla exported with `ctranslate2_spec` (what `recipes.export` writes), Marian converted by CTranslate2's own
 Transformers converter; same source batch, same number of new tokens, in the same rounds, each engine in a fresh
 process of its own (thread pools in one process slow each other down).

@@ -1,7 +1,7 @@
 """Export a translation model to CTranslate2, the inference engine behind OpenNMT and the usual way to serve Marian.
 
 The model is described with CTranslate2's own spec classes (`TransformerSpec` and its layers), which write its binary
-format; nothing here knows that format. Needs the `[serve]` extra (`pip install "hf_vanilla[serve]"`).
+format; nothing here knows that format. Needs the `[ctranslate2]` extra (`pip install "hf_vanilla[ctranslate2]"`).
 
     from hf_vanilla.export_ctranslate2 import export_ctranslate2
     export_ctranslate2("outputs/translation", "outputs/translation-ct2", quantization="int8")
@@ -37,7 +37,7 @@ def _ctranslate2():
     try:
         import ctranslate2
     except ImportError as error:
-        raise ImportError("CTranslate2 is not installed: pip install 'hf_vanilla[serve]' (or ctranslate2).") from error
+        raise ImportError("CTranslate2 is not installed: pip install 'hf_vanilla[ctranslate2]' (or ctranslate2).") from error
     return ctranslate2
 
 

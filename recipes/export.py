@@ -5,7 +5,7 @@
     echo "Select the cells." | python -m recipes.translate --engine ctranslate2 --model outputs/translation-ct2
 
 The CTranslate2 folder holds the engine's model, the tokenizer and the decoding settings (beam size, length penalty):
-it is all a user needs to translate. Needs the `[serve]` extra (ctranslate2).
+it is all a user needs to translate. Needs the `[ctranslate2]` extra (ctranslate2).
 """
 
 import sys

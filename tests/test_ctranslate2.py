@@ -10,7 +10,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration, sinusoidal_position_encoding
 
-ctranslate2 = pytest.importorskip("ctranslate2", reason="the [serve] extra (ctranslate2) is not installed")
+ctranslate2 = pytest.importorskip("ctranslate2", reason="the [ctranslate2] extra (ctranslate2) is not installed")
 from hf_vanilla.export_ctranslate2 import CTranslate2Translator, ctranslate2_spec, export_ctranslate2  # noqa: E402
 
 

@@ -73,7 +73,7 @@ def command(kind, folder):
 @pytest.mark.parametrize("kind", ["transformers", "ctranslate2", "classify"])
 def test_folder_code_never_runs_unasked_and_stdin_is_never_a_prompt(kind, folders, tmp_path):
     if kind not in folders:
-        pytest.skip("the [serve] extra (ctranslate2) is not installed")
+        pytest.skip("the [ctranslate2] extra (ctranslate2) is not installed")
     marker = tmp_path / "marker"
     refused = piped(*command(kind, folders[kind]), marker=marker)
     assert refused.returncode == 2, refused.stderr[-2000:]
@@ -129,7 +129,7 @@ def model_in_parent(tmp_path):
 
 
 def export(model, output, *extra):
-    pytest.importorskip("ctranslate2", reason="the [serve] extra (ctranslate2) is not installed")
+    pytest.importorskip("ctranslate2", reason="the [ctranslate2] extra (ctranslate2) is not installed")
     return subprocess.run([sys.executable, "-m", "recipes.export", "--model", str(model), "--output_dir", str(output),
                            "--overwrite_output_dir", *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
 

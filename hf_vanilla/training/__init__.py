@@ -7,8 +7,13 @@
                   checkpoint, stop on a NaN loss, the paper's peak learning rate
     trainer       Trainer's side of those policies (atomic checkpoints, resumable batch order, token budgets)
     translation   tokenising pairs, evaluating BLEU, choosing last vs averaged checkpoints, writing the final folder
+    batching      batch orders that depend on (seed, epoch) only, and token-budget batches
+    budget        --max_train_minutes: the time budget (the run's total) and the schedule it plans
+    pretraining   unlabelled English text and BART's text infilling (the collator)
+    hub           --push_to_hub: the final folder, once, at the end
+    provenance    the commit, command, machine and date of a published result
     checkpoints   finding and averaging checkpoints
-    metrics, plots, cards   sacreBLEU/chrF/accuracy/F1, training curves and heatmaps, model cards
+    metrics, plots, cards   sacreBLEU/chrF/accuracy/F1, training curves and heatmaps, model cards (with licences)
 
 Nothing in the model package (configuration, modeling, loading) imports from here.
 """
