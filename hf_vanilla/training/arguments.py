@@ -20,6 +20,9 @@ class ModelArguments:
     vocab_size: int = field(default=8000, metadata={"help": "BPE vocabulary size when a tokenizer is trained."})
     norm_first: bool = field(default=True, metadata={"help": "Pre-LN (True) or the paper's post-LN (False)."})
     dropout: float | None = field(default=None, metadata={"help": "Override the preset's dropout."})
+    scale_embedding: bool | None = field(
+        default=None, metadata={"help": "Override the config's scale_embedding (multiply embeddings by sqrt(d_model))."}
+    )
     init_std: float | None = field(
         default=None, metadata={"help": "Override the std of the linear layers' normal initialiser (the config's "
                                         "init_std)."}
@@ -41,7 +44,7 @@ class ModelArguments:
     def config(self, tokenizer, **extra):
         """The preset, sized to the tokenizer, with this run's overrides."""
         overrides = {"norm_first": self.norm_first}
-        overrides.update({name: getattr(self, name) for name in ("dropout", "init_std")
+        overrides.update({name: getattr(self, name) for name in ("dropout", "init_std", "scale_embedding")
                           if getattr(self, name) is not None})
         return VanillaTransformerConfig.from_preset(
             self.preset,

@@ -44,7 +44,7 @@ def run_settings(model_args, data_args, raw, columns):
         "train_sha256": data_fingerprint(raw["train"], columns), "preset": model_args.preset,
         "model_name_or_path": model_args.model_name_or_path, "tokenizer_name": model_args.tokenizer_name,
         "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first, "dropout": model_args.dropout,
-        "init_std": model_args.init_std,
+        "init_std": model_args.init_std, "scale_embedding": model_args.scale_embedding,
         "max_source_length": model_args.max_source_length, "max_target_length": model_args.max_target_length,
     }
 
