@@ -3,14 +3,14 @@
     python -m recipes.demo [--output_dir outputs/demo] [--max_train_minutes 11]
 
 It runs `recipes.train_translation` (Seq2SeqTrainer, the paper's recipe) with a budget that fits a 2-core CPU: the
-`small` preset (256 wide, 3+3 layers) in the paper's post-LN placement and without dropout, batches of 64 sentences for
---max_train_minutes of training (the warm-up is fitted to the steps that fit; a faster machine trains more steps in
-the same time), checkpoints every 100 steps with the last 3 averaged, and a 500-sentence test sample scored with
+`small` preset (256 wide, 3+3 layers) in the paper's post-LN placement and without dropout, batches of 64 sentences
+for --max_train_minutes of training (the warm-up is fitted to the steps that fit; a faster machine trains more steps
+in the same time), checkpoints every 100 steps with the last 3 averaged, and a 500-sentence test sample scored with
 beam 4. Post-LN and no dropout because within a CPU demo's few hundred steps both learn faster (chosen on validation,
-docs/learning_speed.md); no change of initialisation or learning rate tried so far closed pre-LN's gap. Then it says what it reached, translates five
-sentences, and says how to translate your own and how to open the demo page. What it reached (with the commit, the
-command, the machine and the measured minutes) is written to <output_dir>/demo.json: the README's demo row is
-generated from that file (benchmarks/results/demo*.json, by benchmarks/tables.py).
+docs/learning_speed.md); no change of initialisation or learning rate tried so far closed pre-LN's gap. Then it says
+what it reached, translates five sentences, and says how to translate your own and how to open the demo page. What it
+reached (with the commit, the command, the machine and the measured minutes) is written to <output_dir>/demo.json:
+the README's demo row is generated from that file (benchmarks/results/demo*.json, by benchmarks/tables.py).
 """
 
 import argparse
