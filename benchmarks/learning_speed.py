@@ -35,6 +35,8 @@ VARIANTS = {
     "pre-LN, dropout 0": ["--dropout", "0"],
     "pre-LN, vocabulary 4000": ["--vocab_size", "4000"],
     "pre-LN, warm-up 100": ["--warmup_steps", "100"],
+    "post-LN, dropout 0": ["--norm_first", "False", "--dropout", "0"],
+    "pre-LN, no embedding scale": ["--scale_embedding", "False"],
 }
 COMMON = ["--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--per_device_train_batch_size",
           "64", "--save_steps", "100", "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "200",

@@ -65,12 +65,12 @@ def learning_speed():
 
 
 TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed}
-_SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(\n<!-- end: \2 -->)", re.S)
+_SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
 
 def render(text):
-    """`text` with every generated section rewritten from its result file."""
-    return _SECTION.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + m.group(4), text)
+    """`text` with every generated section rewritten from its result file (an empty section is filled too)."""
+    return _SECTION.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + "\n" + m.group(4), text)
 
 
 def main(argv=None):
@@ -91,6 +91,11 @@ def main(argv=None):
             stale.append(name)
             if not args.check:
                 path.write_text(new)
+    written = {m.group(2) for name in DOCUMENTS if (ROOT / name).is_file()
+               for m in _SECTION.finditer((ROOT / name).read_text())}
+    if set(TABLES) - written:
+        print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)
+        return 1
     if args.check and stale:
         print(f"out of date with benchmarks/results/: {', '.join(stale)} (run python benchmarks/tables.py)",
               file=sys.stderr)
