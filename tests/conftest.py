@@ -28,6 +28,22 @@ def scrambled(model, seed=0, std=0.3):
     return model.eval()
 
 
+@pytest.fixture
+def hf_logs(caplog):
+    """caplog that sees transformers' warnings: its loggers propagate to the root logger (where caplog listens) only
+    in some environments, so a test that asserts on them turns propagation on, and restores it afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    root = hf_logging._get_library_root_logger()
+    before = root.propagate
+    root.propagate = True
+    try:
+        with caplog.at_level("WARNING"):
+            yield caplog
+    finally:
+        root.propagate = before
+
+
 @pytest.fixture(scope="session")
 def reversal_model(tmp_path_factory):
     """The `tiny` preset trained on sequence reversal by Seq2SeqTrainer (the demo's recipe), once per session."""

@@ -245,24 +245,16 @@ def test_forwards_refuse_arguments_they_do_not_use(config, batch):
     seq2seq(input_ids=batch["input_ids"], labels=batch["labels"], num_items_in_batch=torch.tensor(10))
 
 
-def test_generate_stops_at_the_models_positions_and_keeps_what_it_made(caplog):
-    import transformers
-
+def test_generate_stops_at_the_models_positions_and_keeps_what_it_made(hf_logs):
     model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(max_position_embeddings=30)))
     ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
-    transformers.utils.logging.enable_propagation()
-    try:
-        with caplog.at_level("WARNING"):
-            capped = model.generate(ids, max_new_tokens=150, num_beams=1, min_new_tokens=150)
-    finally:
-        transformers.utils.logging.disable_propagation()
-    assert capped.shape == (2, 30) and "would run past the model's 30 positions" in caplog.text
+    capped = model.generate(ids, max_new_tokens=150, num_beams=1, min_new_tokens=150)
+    assert capped.shape == (2, 30) and "would run past the model's 30 positions" in hf_logs.text
     # no length anywhere: the paper's input length + 50, within the positions
     assert model.generate(ids, num_beams=1, min_new_tokens=40).shape[1] <= 30
 
 
-def test_generate_with_max_new_tokens_from_a_saved_folder_does_not_warn(tmp_path, caplog):
-    import transformers
+def test_generate_with_max_new_tokens_from_a_saved_folder_does_not_warn(tmp_path, hf_logs):
     from transformers import AutoModelForSeq2SeqLM
 
     from hf_vanilla.training.translation import paper_generation_settings
@@ -271,13 +263,9 @@ def test_generate_with_max_new_tokens_from_a_saved_folder_does_not_warn(tmp_path
     paper_generation_settings(model, 4, 0.6)
     model.save_pretrained(tmp_path)
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
-    transformers.utils.logging.enable_propagation()
-    try:
-        with caplog.at_level("WARNING"):
-            loaded.generate(torch.randint(4, VOCAB, (1, 5)), max_new_tokens=8)
-    finally:
-        transformers.utils.logging.disable_propagation()
-    assert "max_new_tokens" not in caplog.text and "max_length" not in caplog.text, caplog.text
+    hf_logs.clear()
+    loaded.generate(torch.randint(4, VOCAB, (1, 5)), max_new_tokens=8)
+    assert "max_new_tokens" not in hf_logs.text and "max_length" not in hf_logs.text, hf_logs.text
 
 
 @pytest.mark.parametrize("damage", ["missing", "extra"])

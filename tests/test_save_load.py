@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 import torch
-import transformers
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
@@ -34,7 +33,7 @@ def test_round_trip_without_missing_keys_or_pickles(tmp_path, seq2seq, batch):
 
 @pytest.mark.parametrize("tie", [True, False])
 @pytest.mark.parametrize("head", [VanillaTransformerForConditionalGeneration, VanillaTransformerForSequenceClassification])
-def test_trainer_reloads_a_checkpoint_without_missing_key_warnings(tmp_path, config, head, tie, caplog):
+def test_trainer_reloads_a_checkpoint_without_missing_key_warnings(tmp_path, config, head, tie, hf_logs):
     """What Trainer does for load_best_model_at_end: load_state_dict(strict=False), then warn about missing keys
     unless they are exactly `_keys_to_ignore_on_save` (the tied copies, which it re-ties). An untied lm_head is saved."""
     from transformers import Trainer
@@ -46,19 +45,13 @@ def test_trainer_reloads_a_checkpoint_without_missing_key_warnings(tmp_path, con
     assert ("lm_head.weight" in stored) == (head is VanillaTransformerForConditionalGeneration and not tie)
     trainer = Trainer.__new__(Trainer)  # only its checkpoint-loading helper is exercised
     trainer.model = model
-    # transformers' loggers do not propagate to the root logger (where caplog listens) unless asked to
-    transformers.utils.logging.enable_propagation()
-    try:
-        with caplog.at_level("WARNING"):
-            trainer._issue_warnings_after_load(model.load_state_dict(stored, strict=False))
-            clean = caplog.text
-            caplog.clear()
-            # the check can fail: a real missing key is reported where caplog sees it
-            trainer._issue_warnings_after_load(model.load_state_dict(
-                {k: v for k, v in stored.items() if k != "model.encoder.layer_norm.weight"}, strict=False))
-            broken = caplog.text
-    finally:
-        transformers.utils.logging.disable_propagation()
+    trainer._issue_warnings_after_load(model.load_state_dict(stored, strict=False))
+    clean = hf_logs.text
+    hf_logs.clear()
+    # the check can fail: a real missing key is reported where the test sees it
+    trainer._issue_warnings_after_load(model.load_state_dict(
+        {k: v for k, v in stored.items() if k != "model.encoder.layer_norm.weight"}, strict=False))
+    broken = hf_logs.text
     assert "missing keys" not in clean
     assert "missing keys" in broken and "model.encoder.layer_norm.weight" in broken
 
