@@ -189,23 +189,23 @@ def run_inputs(model_args, data_args, args):
     return {flag: getattr(owner, flag, None) for flag, owner in names.items() if owner is not None}
 
 
+def _sha256_of(values):
+    """sha256 over the values as text, each ended by a NUL byte, in order."""
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(str(value).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def text_fingerprint(texts):
     """sha256 of a list of texts, in order (with the count, for a readable difference)."""
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(str(text).encode("utf-8"))
-        digest.update(b"\0")
-    return f"{len(texts)} texts, sha256 {digest.hexdigest()}"
+    return f"{len(texts)} texts, sha256 {_sha256_of(texts)}"
 
 
 def data_fingerprint(dataset, columns):
     """sha256 over the given columns of every row, in order: two runs trained on the same data share it."""
-    digest = hashlib.sha256()
-    for column in columns:
-        for value in dataset[column]:
-            digest.update(str(value).encode("utf-8"))
-            digest.update(b"\0")
-    return digest.hexdigest()
+    return _sha256_of(value for column in columns for value in dataset[column])
 
 
 # the loop's arguments that shape what a run learns (any recipe's, Trainer or Accelerate): a resume must keep them.
