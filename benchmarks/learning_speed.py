@@ -37,6 +37,10 @@ VARIANTS = {
     "pre-LN, warm-up 100": ["--warmup_steps", "100"],
     "post-LN, dropout 0": ["--norm_first", "False", "--dropout", "0"],
     "pre-LN, no embedding scale": ["--scale_embedding", "False"],
+    "post-LN, dropout 0, vocabulary 4000": ["--norm_first", "False", "--dropout", "0", "--vocab_size", "4000"],
+    "post-LN, dropout 0, warm-up 100": ["--norm_first", "False", "--dropout", "0", "--warmup_steps", "100"],
+    "post-LN, dropout 0, batch 32": ["--norm_first", "False", "--dropout", "0", "--per_device_train_batch_size",
+                                     "32"],
 }
 COMMON = ["--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--per_device_train_batch_size",
           "64", "--save_steps", "100", "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "200",
