@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
-from .files import atomic_folder, check_output_folder
+from .files import atomic_folder, check_output_folder, space_for
 from .inference import GENERATION_FILE, decoding_settings, load_tokenizer, output_length_limit
 from .loading_vanilla_transformer import check_model_folder
 from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration
@@ -179,7 +179,9 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     spec.validate()
     spec.optimize(quantization=quantization)
 
-    with atomic_folder(output_dir) as staging:
+    # the engine's weights: one byte per value in int8, two in 16-bit types, else the model's own size
+    size = 1 if "int8" in (quantization or "") else 2 if quantization in ("int16", "float16", "bfloat16") else 4
+    with atomic_folder(output_dir) as staging, space_for(output_dir, size * model.num_parameters()):
         spec.save(str(staging))
         with open(staging / GENERATION_FILE, "w", encoding="utf-8") as handle:
             json.dump({**generation, "max_position_embeddings": model.config.max_position_embeddings}, handle,

@@ -4,6 +4,7 @@ The one home of this policy: checkpoints, final models, corpus caches and engine
 `atomic_folder`. Standard library only (the core install uses it for exports).
 """
 
+import errno
 import fnmatch
 import os
 import shutil
@@ -98,6 +99,58 @@ def atomic_folder(target, overwrite=True, staging_name=None):
         replace_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class NoSpaceError(OSError):
+    """A folder that could not be written for lack of space (or would not fit): the message names the folder, the
+    space it needs and the space free."""
+
+
+# what torch's zip writer (optimizer.pt, scheduler.pt) raises when the disk fills mid-write, instead of an OSError
+_TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed")
+
+
+def _size(count):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+
+
+def free_bytes(folder):
+    """The space free on the file system where `folder` is (or would be created)."""
+    existing = next(p for p in [Path(os.path.abspath(folder)), *Path(os.path.abspath(folder)).parents] if p.exists())
+    return shutil.disk_usage(existing).free
+
+
+def folder_bytes(folder):
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+@contextmanager
+def space_for(folder, needed):
+    """Refuse before writing when less than `needed` bytes are free where `folder` goes, and turn a write that runs out
+    of space anyway (ENOSPC, a full quota, torch's zip writer's 'unexpected pos') into NoSpaceError. Either way the
+    error names the folder and the space; removing what was half-written is the caller's (atomic_folder's) part."""
+    def error(free):
+        return NoSpaceError(errno.ENOSPC, f"no space to write {folder}: it needs about {_size(needed)} and "
+                                          f"{_size(free)} is free there. Free some space (or write elsewhere)")
+
+    free = free_bytes(folder)
+    if free < needed:
+        raise error(free)
+    try:
+        yield
+    except NoSpaceError:
+        raise
+    except OSError as failure:
+        if failure.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise error(free_bytes(folder)) from failure
+        raise
+    except RuntimeError as failure:
+        if any(text in str(failure) for text in _TORCH_WRITE_FAILURES):
+            raise error(free_bytes(folder)) from failure
+        raise
 
 
 def _umask():

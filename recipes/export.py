@@ -15,7 +15,7 @@ from transformers import HfArgumentParser
 
 from hf_vanilla.cli import parse_arguments, report
 from hf_vanilla.export_ctranslate2 import QUANTIZATIONS, export_ctranslate2
-from hf_vanilla.files import OutputFolderRefused
+from hf_vanilla.files import NoSpaceError, OutputFolderRefused
 
 
 @dataclass
@@ -44,6 +44,9 @@ def main(argv=None):
                                     overwrite=args.overwrite_output_dir, trust_remote_code=args.trust_remote_code)
     except OutputFolderRefused as error:
         return report(error)
+    except NoSpaceError as error:  # nothing was left half-written
+        print(f"error: --output_dir: {error}.", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as error:
         print(f"error: --model: {error}", file=sys.stderr)
         return 2

@@ -30,11 +30,10 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForSeq2Seq, HfArgumentParser, get_inverse_sqrt_schedule
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.files import OutputFolderRefused, atomic_folder
+from hf_vanilla.files import NoSpaceError, OutputFolderRefused, atomic_folder, folder_bytes, space_for
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
 from hf_vanilla.training.batching import TokenBudgetBatchSampler, padded_sizes
-from hf_vanilla.training.cards import command_line
 from hf_vanilla.training.checkpoints import list_checkpoints
 from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.policies import (
@@ -49,6 +48,7 @@ from hf_vanilla.training.policies import (
     run_inputs,
 )
 from hf_vanilla.training.tokenizer import fit_to_model
+from hf_vanilla.training.trainer import resume_hint
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
@@ -131,13 +131,21 @@ class Loop:
         self.running, self.counted = 0.0, 0
         return mean_loss
 
+    def checkpoint_bytes(self):
+        """As much as the newest checkpoint, or before the first, the weights and Adam's moments twice (save_state's
+        copy and save_pretrained's)."""
+        checkpoints = list_checkpoints(self.output_dir)
+        if checkpoints:
+            return folder_bytes(checkpoints[-1])
+        return 4 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+
     def save_checkpoint(self):
         """Write aside, then rename (hf_vanilla.files): a crash mid-save leaves only a hidden partial folder, never a
         checkpoint-N that resuming would pick up half-written; then keep the last `keep_last`."""
         accelerator, folder = self.accelerator, self.output_dir / f"checkpoint-{self.step}"
         staging_name = f".{folder.name}.partial"
         writing = atomic_folder(folder, staging_name=staging_name) if accelerator.is_main_process else nullcontext()
-        with writing:
+        with writing, space_for(folder, self.checkpoint_bytes()):
             accelerator.wait_for_everyone()
             # model, optimiser, scheduler, RNG states of every process
             accelerator.save_state(str(self.output_dir / staging_name))
@@ -228,6 +236,10 @@ def main(argv=None):
             return train(model_args, data_args, args, loop_args, accelerator)
         except SystemExit as exit_:  # a data error, reported
             return exit_.code
+        except NoSpaceError as error:
+            if accelerator.is_main_process:
+                print(f"\nerror: {error}.{resume_hint(loop_args.output_dir)}", file=sys.stderr)
+            return 1
 
 
 def train(model_args, data_args, args, loop_args, accelerator):
@@ -307,8 +319,7 @@ def stopped(loop):
     if not checkpoint.exists():
         loop.save_checkpoint()
     if loop.accelerator.is_main_process:
-        print(f"\nstopped at step {loop.step}; checkpoint saved in {checkpoint}\nresume with: {command_line()} "
-              f"--resume_from_checkpoint {checkpoint}", file=sys.stderr)
+        print(f"\nstopped at step {loop.step}.{resume_hint(loop.output_dir)}", file=sys.stderr)
     return 130
 
 

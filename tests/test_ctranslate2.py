@@ -142,3 +142,32 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
     assert result.returncode == 2 and "is the --model folder" in result.stderr, result.stderr
     assert (tmp_path / "tanh" / "model.safetensors").is_file()
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))  # nothing written
+
+
+@pytest.mark.parametrize("when", ["before writing", "while writing"])
+def test_a_full_disk_on_export_is_reported_and_leaves_nothing(when, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from conftest import word_tokenizer
+    from ctranslate2.specs.model_spec import ModelSpec
+
+    from hf_vanilla import files
+    from recipes.export import main
+
+    tokenizer = word_tokenizer(["a", "b"])
+    VanillaTransformerForConditionalGeneration(tiny_config(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    if when == "before writing":
+        monkeypatch.setattr(files, "free_bytes", lambda folder: 100)
+    else:
+        def save(self, output_dir):  # the disk fills half-way through model.bin
+            (tmp_path / "half").write_bytes(b"")
+            with open(f"{output_dir}/model.bin", "wb") as handle:
+                handle.write(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(ModelSpec, "save", save)
+    assert main(["--model", str(tmp_path / "m"), "--output_dir", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert f"error: --output_dir: [Errno 28] no space to write {tmp_path / 'out'}: it needs about" in error, error
+    assert (when == "while writing") == (tmp_path / "half").exists()  # the refusal came first, or the write failed
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))  # nothing left half-written

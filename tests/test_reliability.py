@@ -127,6 +127,61 @@ def test_crash_while_saving_leaves_the_previous_checkpoint(kind, crash_on, tmp_p
     assert not list(out.glob(".checkpoint-*.partial"))  # the leftover was cleared when step 10 was saved again
 
 
+# ---- a full disk at a checkpoint -------------------------------------------------------------------------------
+
+# the disk fills while the second checkpoint writes the file `name`: as on a real full disk, an OSError ENOSPC, or
+# torch's zip writer's "unexpected pos"; half a file is left behind
+DISK_FULL_ON_SAVE = """
+    import errno, os, safetensors.torch as st, torch
+    _save_file, _save = st.save_file, torch.save
+    def full(filename, write):
+        if ".checkpoint-10.partial" in str(filename) and os.path.basename(filename) == "{name}":
+            with open(filename, "wb") as handle:
+                handle.write(b"half")
+            {raise_}
+        return write()
+    st.save_file = lambda tensors, filename, *a, **k: full(filename, lambda: _save_file(tensors, filename, *a, **k))
+    def save(obj, f, *a, **k):
+        return full(f, lambda: _save(obj, f, *a, **k)) if isinstance(f, (str, os.PathLike)) else _save(obj, f, *a, **k)
+    torch.save = save
+"""
+DISK_FULL = {"ENOSPC": "raise OSError(errno.ENOSPC, 'No space left on device', filename)",
+             "torch zip writer": "raise RuntimeError('[enforce fail at inline_container.cc:664] . unexpected pos 64 "
+                                 "vs 0')"}
+
+
+@pytest.mark.parametrize("kind, name", [("trainer", "optimizer.pt"), ("accelerate", "model.safetensors")])
+@pytest.mark.parametrize("failure", DISK_FULL)
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_says_so(kind, name, failure, tmp_path,
+                                                                        translation_csv):
+    module, extra = RECIPES[kind]
+    out = tmp_path / "run"
+    args = [*recipe_args(translation_csv, out, 20, 5), *extra]
+    full = run_module(module, *args, env=fault_env(tmp_path, DISK_FULL_ON_SAVE.format(name=name, raise_=DISK_FULL[failure])))
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr, full.stderr[-3000:]
+    message = full.stderr[full.stderr.index("error: "):]
+    assert "no space to write" in message and "checkpoint-10" in message and "is free there" in message, message
+    assert f"The last complete checkpoint is {out / 'checkpoint-5'}" in message, message
+    assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["checkpoint-5"]  # no partial left
+    VanillaTransformerForConditionalGeneration.from_pretrained(out / "checkpoint-5")  # whole, checked on loading
+
+
+def test_space_for_refuses_before_writing(tmp_path, monkeypatch):
+    from hf_vanilla import files
+
+    monkeypatch.setattr(files, "free_bytes", lambda folder: 1000)
+    with pytest.raises(files.NoSpaceError, match=r"no space to write .*checkpoint-5: it needs about 2.0 KiB and "
+                                                 r"1000 bytes is free there"):
+        with files.space_for(tmp_path / "checkpoint-5", 2048):
+            raise AssertionError("nothing may be written")
+    with files.space_for(tmp_path / "small", 500):
+        pass
+    with pytest.raises(RuntimeError, match="another failure"):  # not every error is a full disk
+        with files.space_for(tmp_path / "small", 500):
+            raise RuntimeError("another failure")
+
+
 # ---- a NaN loss stops training -----------------------------------------------------------------------------------
 
 # from the 8th training forward pass on, the model's logits are NaN (as after an overflow)

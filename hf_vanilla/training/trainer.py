@@ -6,6 +6,8 @@
 - Length-grouped batches are shuffled by (seed, epoch), so a resumed run sees the same batches as one left alone;
   with `max_tokens` in the training arguments, batches hold a budget of padded tokens instead (the paper's way).
 - Ctrl-C or SIGTERM finishes the step, saves a checkpoint and stops (`SaveOnInterrupt`).
+- A checkpoint that would not fit on the disk (or fills it) stops the run with exit 1, naming the folder, the space it
+  needs and the last complete checkpoint (files.space_for); the staging folder is removed.
 """
 
 import logging
@@ -21,7 +23,7 @@ from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hf_vanilla.cli import report
-from hf_vanilla.files import OutputFolderRefused, replace_folder
+from hf_vanilla.files import NoSpaceError, OutputFolderRefused, folder_bytes, replace_folder, space_for
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
 from .budget import InverseSqrtSchedule, TimeBudget
@@ -106,7 +108,8 @@ class ReliableTrainerMixin:
         self.accelerator.wait_for_everyone()
         self._staging_dir = str(staging)
         try:
-            super()._save_checkpoint(model, trial)  # writes <staging>/checkpoint-N; every process adds its files
+            with space_for(final, self._checkpoint_bytes(run_dir)):
+                super()._save_checkpoint(model, trial)  # writes <staging>/checkpoint-N; every process adds its files
         except BaseException:
             if self.args.should_save:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -122,6 +125,18 @@ class ReliableTrainerMixin:
             staging.rmdir()
             self._rotate(run_dir)
         self.accelerator.wait_for_everyone()
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        with space_for(output_dir or self.args.output_dir, self._checkpoint_bytes(None) // 3):  # the weights
+            return super().save_model(output_dir, _internal_call)
+
+    def _checkpoint_bytes(self, run_dir):
+        """What the next checkpoint needs: as much as the newest one, or before the first, the weights and Adam's two
+        moments (3 copies of the parameters)."""
+        checkpoints = list_checkpoints(run_dir) if run_dir else []
+        if checkpoints:
+            return folder_bytes(checkpoints[-1])
+        return 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     def _rotate(self, run_dir):
         """Trainer's own rotation (keep save_total_limit, and the best), now that the new checkpoint is in place."""
@@ -152,7 +167,20 @@ def run_trainer_recipe(train, model_args, data_args, args, training_args):
     except OutputFolderRefused as error:
         return report(error, "output_dir")
     with lock:
-        return train(model_args, data_args, args, training_args)
+        try:
+            return train(model_args, data_args, args, training_args)
+        except NoSpaceError as error:
+            print(f"\nerror: {error}.{resume_hint(training_args.output_dir)}", file=sys.stderr)
+            return 1
+
+
+def resume_hint(output_dir):
+    """Where a stopped run's last complete checkpoint is and the command that resumes from it ('' if none yet)."""
+    checkpoints = list_checkpoints(output_dir)
+    if not checkpoints:
+        return ""
+    return (f"\nThe last complete checkpoint is {checkpoints[-1]}; resume with: {command_line()} "
+            f"--resume_from_checkpoint {checkpoints[-1]}")
 
 
 def budget_callbacks(trainer):
@@ -177,8 +205,5 @@ def train_or_stop(trainer, interrupt, resume_from_checkpoint=None):
         return 1
     if not interrupt.interrupted:
         return None
-    checkpoints = list_checkpoints(trainer.args.output_dir)
-    where = checkpoints[-1] if checkpoints else "<the newest checkpoint>"
-    print(f"\nstopped at step {trainer.state.global_step}; checkpoint saved in {where}\n"
-          f"resume with: {command_line()} --resume_from_checkpoint {where}", file=sys.stderr)
+    print(f"\nstopped at step {trainer.state.global_step}.{resume_hint(trainer.args.output_dir)}", file=sys.stderr)
     return 130

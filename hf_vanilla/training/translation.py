@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_vanilla.files import publish_files
+from hf_vanilla.files import publish_files, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
 from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
@@ -133,14 +133,19 @@ def finish_translation_run(model, run: TranslationRun):
     staging = Path(run.output_dir) / ".final.partial"
     if staging.exists():
         shutil.rmtree(staging)
-    model.save_pretrained(staging)
-    run.tokenizer.save_pretrained(staging)
-    plot_training_curves(run.log_history, staging / "training_curves.png")
     train_seconds = next((entry["train_runtime"] for entry in reversed(run.log_history) if "train_runtime" in entry),
                          None)  # measured by Trainer (the Accelerate recipe logs none)
-    write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
-                                          "results": summary})
-    write_translation_card(model, run, summary, chosen, staging)
+    try:  # space for the weights (the tokenizer, card and figure are small beside them); nothing left on a failure
+        with space_for(run.output_dir, sum(p.numel() * p.element_size() for p in model.parameters())):
+            model.save_pretrained(staging)
+            run.tokenizer.save_pretrained(staging)
+            plot_training_curves(run.log_history, staging / "training_curves.png")
+            write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
+                                                  "results": summary})
+            write_translation_card(model, run, summary, chosen, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     publish_files(staging, run.output_dir)
     test = results[chosen]["test"]
     print(f"\ntest BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f} ({chosen} model, beam {run.args.num_beams})\n"
