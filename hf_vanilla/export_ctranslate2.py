@@ -189,6 +189,26 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
     return output_dir
 
 
+def check_engine_folder(folder):
+    """An exported folder's JSON files parse and its vocabulary is a list of token strings, each refused by name
+    (the engine reports a parse error without naming the file)."""
+    vocabularies = sorted(Path(folder).glob("*vocabulary.json"))
+    if not vocabularies:
+        raise FileNotFoundError(f"{folder} has no shared_vocabulary.json: give a folder written by recipes.export.")
+    for path in [Path(folder) / "config.json", Path(folder) / GENERATION_FILE, *vocabularies]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{folder} has no {path.name}: give a folder written by recipes.export.") from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is damaged (not valid JSON: {error}): export the model again.") from error
+        if path in vocabularies and not (isinstance(data, list) and data and all(isinstance(t, str) for t in data)):
+            raise ValueError(f"{path} is damaged (not a list of token strings): export the model again.")
+        if path.name == GENERATION_FILE and not isinstance(data.get("max_position_embeddings") if isinstance(
+                data, dict) else None, int):
+            raise ValueError(f"{path} has no max_position_embeddings: export the model again.")
+
+
 class CTranslate2Translator:
     """Translate text with an exported folder: the engine's `Translator`, the saved tokenizer, and the folder's
     decoding settings (each batch may output up to its longest input + 50 tokens, as `recipes.translate`)."""
@@ -199,11 +219,20 @@ class CTranslate2Translator:
         if not (Path(folder) / "model.bin").is_file():
             raise FileNotFoundError(f"{folder} has no model.bin: give a folder written by recipes.export "
                                     f"--format ctranslate2.")
-        self.translator = ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
-                                                 inter_threads=inter_threads, intra_threads=intra_threads)
+        check_engine_folder(folder)
+        try:
+            self.translator = ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
+                                                     inter_threads=inter_threads, intra_threads=intra_threads)
+        except RuntimeError as error:  # the engine's own message names a variable, not the file
+            raise ValueError(f"{Path(folder) / 'model.bin'} is damaged ({error}): export the model again.") from error
         self.tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+        vocabulary_file = next(Path(folder).glob("*vocabulary.json"))
+        expected = vocabulary(self.tokenizer, len(json.loads(vocabulary_file.read_text(encoding="utf-8"))))
+        if json.loads(vocabulary_file.read_text(encoding="utf-8")) != expected:
+            raise ValueError(f"{vocabulary_file} does not match the folder's tokenizer.json (another model's "
+                             f"vocabulary, or an edited file): export the model again.")
         with open(Path(folder) / GENERATION_FILE, encoding="utf-8") as handle:
-            self.max_positions = json.load(handle)["max_position_embeddings"]
+            self.max_positions = json.load(handle)["max_position_embeddings"]  # checked by check_engine_folder
         self.settings = decoding_settings(folder)
 
     def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None):

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 
 # an output may be input length + EXTRA_OUTPUT_TOKENS long: its home is the modeling file, whose `generate` applies
 # the rule and which travels with every saved folder
+from .loading_vanilla_transformer import check_generation_settings
 from .modeling_vanilla_transformer import EXTRA_OUTPUT_TOKENS
 
 DEFAULT_NUM_BEAMS = 4
@@ -42,6 +43,7 @@ def decoding_settings(folder) -> dict:
                              f"beam {DEFAULT_NUM_BEAMS} and length penalty {DEFAULT_LENGTH_PENALTY}.") from error
         if not isinstance(saved, dict):
             raise ValueError(f"{path} holds {type(saved).__name__}, not a JSON object of generation settings.")
+        check_generation_settings(saved, path)
         settings.update({key: saved[key] for key in settings if saved.get(key) is not None})
     return settings
 
@@ -58,6 +60,7 @@ def load_tokenizer(folder, *, trust_remote_code: bool):
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no tokenizer (no tokenizer.json): give the output folder of a "
                                 f"training run, or a folder written by tokenizer.save_pretrained.")
+    check_tokenizer_files(path)
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=bool(trust_remote_code))
     except ValueError as error:
@@ -66,6 +69,24 @@ def load_tokenizer(folder, *, trust_remote_code: bool):
                              f"would run: refused. Pass --trust_remote_code True (trust_remote_code=True) only if "
                              f"you trust the folder.") from error
         raise
+
+
+def check_tokenizer_files(folder):
+    """Refuse a damaged tokenizer file by name (transformers reports a bare JSON or KeyError without one): each JSON
+    file must parse, and tokenizer.json must build a tokenizer."""
+    from tokenizers import Tokenizer
+
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+            if name == "tokenizer.json":
+                Tokenizer.from_file(str(path))
+        except Exception as error:  # json: ValueError; tokenizers: a bare Exception
+            raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}): restore the tokenizer files from "
+                             f"a copy of the folder, or save the tokenizer again.") from error
 
 
 def _declares_code(path):

@@ -7,6 +7,7 @@ the modeling code (it is imported relatively), so `trust_remote_code` loading ap
 """
 
 import json
+import math
 import os
 import struct
 
@@ -128,7 +129,10 @@ def check_model_folder(path, model_type="vanilla_transformer", need_config=True)
                              f"load it with its own class or AutoModel, or give a {model_type} folder.")
     generation_file = os.path.join(path, "generation_config.json")
     if os.path.exists(generation_file):  # decoding settings: unreadable must not mean "greedy, silently"
-        _read_json(generation_file, "fix its permissions, or delete it to decode with the default settings")
+        settings = _read_json(generation_file, "fix its permissions, or delete it to decode with the default settings")
+        vocab_size = _read_json(config_file, "restore it from a copy").get("vocab_size") \
+            if os.path.isfile(config_file) else None
+        check_generation_settings(settings, generation_file, vocab_size)
     for name in _weight_files(path):
         weights = os.path.join(path, name)
         if not os.path.isfile(weights):
@@ -140,6 +144,58 @@ def check_model_folder(path, model_type="vanilla_transformer", need_config=True)
         problem = safetensors_problem(weights)
         if problem:
             raise ValueError(problem + ": save the model again or use an intact copy.")
+
+
+# the values a generation_config.json may hold (transformers itself checks few: num_beams -1 or "four" load, then fail
+# deep inside generate): integers with their least value, numbers with their range, token ids within the vocabulary
+_GENERATION_INTEGERS = {"num_beams": 1, "num_beam_groups": 1, "num_return_sequences": 1, "max_length": 1,
+                        "max_new_tokens": 1, "min_length": 0, "min_new_tokens": 0, "no_repeat_ngram_size": 0,
+                        "top_k": 0}
+_GENERATION_NUMBERS = {"length_penalty": (-math.inf, math.inf, "a finite number"),
+                       "temperature": (0.0, math.inf, "a number above 0"),
+                       "top_p": (0.0, 1.0, "a number above 0, at most 1"),
+                       "repetition_penalty": (0.0, math.inf, "a number above 0"),
+                       "diversity_penalty": (0.0, math.inf, "a number of 0 or more")}
+_GENERATION_TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id",
+                      "forced_eos_token_id")
+
+
+def generation_problems(settings, vocab_size=None):
+    """What is wrong with the values of a generation_config.json (a dict), one line per setting; [] if nothing."""
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    problems = []
+    for key, least in _GENERATION_INTEGERS.items():
+        value = settings.get(key)
+        if value is not None and not (number(value) and value == int(value) and value >= least):
+            problems.append(f"{key} {value!r}: must be a whole number, at least {least}")
+    for key, (low, high, what) in _GENERATION_NUMBERS.items():
+        value = settings.get(key)
+        if value is not None and not (number(value) and math.isfinite(value) and
+                                      (low < value <= high if key != "diversity_penalty" else value >= 0)):
+            problems.append(f"{key} {value!r}: must be {what}")
+    for key in _GENERATION_TOKENS:
+        value = settings.get(key)
+        for token in (value if isinstance(value, list) else [] if value is None else [value]):
+            if not (number(token) and token == int(token) and 0 <= token < (vocab_size or math.inf)):
+                problems.append(f"{key} {value!r}: must be a token id" +
+                                (f" from 0 to {vocab_size - 1} (the vocabulary)" if vocab_size else " of 0 or more"))
+                break
+    early = settings.get("early_stopping")
+    if early is not None and not isinstance(early, bool) and early != "never":
+        problems.append(f"early_stopping {early!r}: must be true, false or \"never\"")
+    beams, returned = settings.get("num_beams"), settings.get("num_return_sequences")
+    if not problems and beams and returned and returned > beams:
+        problems.append(f"num_return_sequences {returned} is more than num_beams {beams}")
+    return problems
+
+
+def check_generation_settings(settings, path, vocab_size=None):
+    problems = generation_problems(settings, vocab_size)
+    if problems:
+        raise ValueError(f"{path} holds settings generate cannot use: " + "; ".join(problems)
+                         + ". Fix them, or delete the file to decode with the default settings.")
 
 
 def _weight_files(path):

@@ -6,6 +6,7 @@ messages as they are now, the source of docs/errors.md.
 """
 
 import hashlib
+import json
 import shutil
 import struct
 import sys
@@ -195,6 +196,24 @@ CATALOGUE = [
     ("folder-generation-config-not-json", "generation_config.json that is not JSON",
      lambda f: saved_model(f, lambda p: (p / "generation_config.json").write_text("{oops")),
      ValueError, r"generation_config.json is not valid JSON"),
+    # valid JSON, values generate cannot use: refused on loading, naming the file and the setting
+    *[(f"folder-generation-{key}", f"generation_config.json with {key}={value!r}",
+       lambda f, key=key, value=value: saved_model(f, lambda p: edit_json(p / "generation_config.json", key, value)),
+       ValueError, rf"generation_config.json holds settings generate cannot use: {key} {expected}")
+      for key, value, expected in [("num_beams", -1, "-1: must be a whole number, at least 1"),
+                                   ("num_beams", "four", "'four': must be a whole number"),
+                                   ("length_penalty", float("nan"), "nan: must be a finite number"),
+                                   ("max_new_tokens", 0, "0: must be a whole number, at least 1"),
+                                   ("eos_token_id", VOCAB + 5, f"{VOCAB + 5}: must be a token id from 0 to "
+                                                              f"{VOCAB - 1}"),
+                                   ("early_stopping", "maybe", "'maybe': must be true, false")]],
+    ("tokenizer-damaged", "tokenizer.json cut short",
+     lambda f: recipe(f, "recipes.translate", "--model", _saved(f, lambda p: (p / "tokenizer.json").write_text("{"))),
+     UsageError, r"error: --model: .*tokenizer.json is damaged \(JSONDecodeError"),
+    ("tokenizer-not-a-tokenizer", "tokenizer.json valid JSON of another shape",
+     lambda f: recipe(f, "recipes.translate", "--model", _saved(f, lambda p: (p / "tokenizer.json").write_text(
+         '{"version": "1.0", "model": {"type": "Nope"}}'))),
+     UsageError, r"error: --model: .*tokenizer.json is damaged \(Exception: data did not match"),
     ("data-translation-lang", "HF translation format, a language it does not have",
      lambda f: load_user_data("translation", train_file=str(_write(f / "t.jsonl", '{"translation": {"en": "a", '
                                                                                '"fr": "b"}}\n')),
@@ -226,10 +245,21 @@ def _write(path, text):
     return path
 
 
-def _saved(folder):
-    path = folder / "untokenized"
+def _saved(folder, damage=None):
+    """A saved model without a tokenizer, or with one that `damage(folder)` then changes."""
+    path = folder / ("untokenized" if damage is None else "tokenized")
     VanillaTransformerForConditionalGeneration(tiny()).save_pretrained(path)
+    if damage is not None:
+        from conftest import word_tokenizer
+
+        word_tokenizer(["a", "b"]).save_pretrained(path)
+        damage(path)
     return path
+
+
+def edit_json(path, key, value):
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, key: value}))
 
 
 def snapshot(folder):
@@ -249,7 +279,7 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_written(case, tmp_path, mon
     lost = {path for path in before if before[path] != after.get(path)}
     assert not lost, f"{name} changed or removed {lost}"
     # the only new files are the ones the case itself set up (a saved model folder, a data file)
-    assert all(path.startswith(("model/", "marian/", "untokenized/", "out/")) or path.count("/") == 0
+    assert all(path.startswith(("model/", "marian/", "untokenized/", "tokenized/", "out/")) or path.count("/") == 0
                for path in after), sorted(after)
     if name == "cli-output-exists":
         assert sorted(after) == sorted([*before, "out/keep.txt"])
