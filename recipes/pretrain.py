@@ -29,6 +29,7 @@ from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.policies import (
     PEAK_LEARNING_RATE_HELP,
+    RESUME_WITH_CHANGES_HELP,
     OutputFolderError,
     paper_peak_learning_rate,
     record_or_check_run,
@@ -59,6 +60,7 @@ class PretrainArguments:
     poisson_lambda: float = field(default=3.0, metadata={"help": "Mean masked span length (BART: 3)."})
     validation_share: float = field(default=0.01, metadata={"help": "Share of the text held out for the loss."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    resume_with_changes: bool = field(default=False, metadata={"help": RESUME_WITH_CHANGES_HELP})
     cache_dir: str | None = field(default=None, metadata={"help": "Where built-in corpora are cached."})
 
     def __post_init__(self):

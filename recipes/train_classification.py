@@ -35,6 +35,7 @@ from hf_vanilla.training.corpora import CORPORA, CorpusError, corpus_meta
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
 from hf_vanilla.training.policies import (
+    RESUME_WITH_CHANGES_HELP,
     OutputFolderError,
     record_or_check_run,
 )
@@ -56,6 +57,7 @@ class ClassificationArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use at most this many test rows."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    resume_with_changes: bool = field(default=False, metadata={"help": RESUME_WITH_CHANGES_HELP})
 
 
 @dataclass

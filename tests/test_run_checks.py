@@ -82,6 +82,23 @@ def test_resume_with_other_loop_settings_is_refused_naming_them(change, tmp_path
                        "--resume_from_checkpoint", out / "checkpoint-3")
     assert again.returncode == 2, again.stderr[-3000:]
     assert change[0].lstrip("-") + ":" in again.stderr and "--resume_from_checkpoint" in again.stderr
+    assert "--resume_with_changes True" in again.stderr
+
+
+def test_resume_with_changes_is_an_explicit_choice_the_card_records(tmp_path, translation_csv):
+    out = tmp_path / "out"
+    common = ["--train_file", translation_csv, "--output_dir", out, *QUICK, "--save_steps", 3, "--learning_rate"]
+    assert run_module("recipes.train_translation", *common, "1e-3", "--max_steps", 3).returncode == 0
+    again = run_module("recipes.train_translation", *common, "2e-3", "--max_steps", 6, "--seed", 7,
+                       "--resume_from_checkpoint", out / "checkpoint-3", "--resume_with_changes", "True")
+    assert again.returncode == 0, again.stderr[-3000:]
+    card = (out / "README.md").read_text()
+    assert "## Resumed with changes" in card and "`learning_rate: 0.001 -> 0.002`; `seed: 42 -> 7`" in card, card
+    # the new settings are the run's now: resuming again with them needs no flag
+    third = run_module("recipes.train_translation", *common, "2e-3", "--max_steps", 9, "--seed", 7,
+                       "--resume_from_checkpoint", out / "checkpoint-6")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "`learning_rate: 0.001 -> 0.002`" in (out / "README.md").read_text()  # still recorded
 
 
 def test_resume_must_name_a_checkpoint_folder(tmp_path, translation_csv):

@@ -6,6 +6,7 @@ from hf_vanilla import PRESETS, VanillaTransformerConfig
 from hf_vanilla.cli import parse_arguments, report  # noqa: F401  (the recipes import them from here too)
 
 from .corpora import CORPORA, load_corpus, load_user_data
+from .policies import RESUME_WITH_CHANGES_HELP
 
 
 @dataclass
@@ -143,6 +144,7 @@ class TranslationArguments:
     length_penalty: float = field(default=0.6, metadata={"help": "Beam search length penalty (the paper's alpha)."})
     average_last_n: int = field(default=5, metadata={"help": "Average the last N checkpoints (1: no averaging)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    resume_with_changes: bool = field(default=False, metadata={"help": RESUME_WITH_CHANGES_HELP})
 
     def __post_init__(self):
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from .policies import changes_on_resume
+
 LICENSE = "apache-2.0"  # the licence of this project's code, which a saved folder carries
 
 # The terms of weights trained on a built-in corpus follow the corpus's (as `Corpus.licence` states them), as the Hub
@@ -80,9 +82,16 @@ def card_metadata(model_name, task_type, dataset, dataset_name, scores, language
     )
 
 
-def write_model_card(output_dir, title, sections, metadata=None):
+def write_model_card(output_dir, title, sections, metadata=None, run_dir=None):
     """`README.md` of a saved model folder: the metadata block (a `ModelCardData`), a title and (heading, markdown)
-    sections."""
+    sections; and, when the run in `run_dir` (default `output_dir`) was resumed with --resume_with_changes, what
+    changed."""
+    changes = changes_on_resume(run_dir or output_dir)
+    if changes:
+        sections = [*sections, ("Resumed with changes", "This run was resumed with settings other than it started "
+                                "with (`--resume_with_changes`), so the command above does not reproduce it alone:\n\n"
+                                + "\n".join(f"{n}. " + "; ".join(f"`{c}`" for c in resume)
+                                            for n, resume in enumerate(changes, 1)))]
     lines = ["---", metadata.to_yaml(), "---", ""] if metadata is not None else []
     lines += [f"# {title}", ""]
     for heading, body in sections:

@@ -216,11 +216,19 @@ SHAPING_ARGUMENTS = ("seed", "data_seed", "per_device_train_batch_size", "gradie
                      "poisson_lambda", "classifier_pooling", "train_sampling_strategy")
 
 
+RESUME_WITH_CHANGES_HELP = ("With --resume_from_checkpoint: continue although settings differ from the run's recorded "
+                            "ones (data, seed, batching, learning rate, ...). Each change is recorded in "
+                            f"{RUN_FILE} and the model card; without it a difference is refused.")
+# run_settings.json's list of what changed at each resume made with --resume_with_changes (what the card reports)
+CHANGES = "changed_on_resume"
+
+
 def record_or_check_run(output_dir, settings, resuming, *arguments):
     """A fresh run records `settings` (data fingerprints, model and tokenizer arguments) and the SHAPING_ARGUMENTS
     found in `arguments` (parsed dataclasses) in the output folder; a resumed run must match them all, since its
     checkpoint's weights, optimiser state and batch order only mean something with them. Raises OutputFolderError
-    naming each difference."""
+    naming each difference, unless an argument sets `resume_with_changes`: then the differences are recorded (the
+    card reports them) and the new settings become the run's."""
     settings = {**settings, **{name: getattr(namespace, name) for namespace in arguments
                                for name in SHAPING_ARGUMENTS if hasattr(namespace, name)}}
     path = Path(output_dir) / RUN_FILE
@@ -229,11 +237,22 @@ def record_or_check_run(output_dir, settings, resuming, *arguments):
         path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
     recorded = json.loads(path.read_text())
+    changes = recorded.pop(CHANGES, [])
     differences = [f"{key}: {recorded.get(key)!r} in the checkpoint's run, {settings.get(key)!r} now"
                    for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)]
-    if differences:
+    if differences and not any(getattr(namespace, "resume_with_changes", False) for namespace in arguments):
         raise OutputFolderError(
             f"--resume_from_checkpoint continues the run recorded in {path}, but this command differs from it: "
-            + "; ".join(differences) + ". Resume with the same data and model arguments, or start a new run in "
-            "another --output_dir."
+            + "; ".join(differences) + ". Resume with the same data and model arguments, start a new run in "
+            "another --output_dir, or pass --resume_with_changes True to continue anyway (the card records it)."
         )
+    if differences:
+        changes.append([f"{key}: {recorded.get(key)!r} -> {settings.get(key)!r}"
+                        for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)])
+        path.write_text(json.dumps({**settings, CHANGES: changes}, indent=2, sort_keys=True) + "\n")
+
+
+def changes_on_resume(output_dir):
+    """The settings changed at each resume with --resume_with_changes (a list per resume), from the run's record."""
+    path = Path(output_dir) / RUN_FILE
+    return json.loads(path.read_text()).get(CHANGES, []) if path.is_file() else []

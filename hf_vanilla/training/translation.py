@@ -212,4 +212,4 @@ def write_translation_card(model, run, summary, chosen, folder):
                 "batch = tokenizer([\"Select the cells.\"], return_tensors=\"pt\")\n"
                 "print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))\n```\n\n"
                 f"or `python -m recipes.translate --model {output_dir}`."),
-    ], metadata=metadata)
+    ], metadata=metadata, run_dir=run.output_dir)
