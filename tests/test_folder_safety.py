@@ -186,3 +186,65 @@ def test_training_output_may_not_overlap_its_inputs_or_overwrite_users_files(mod
                         "--overwrite_output_dir", *TRANSLATION_FLAGS, "--max_steps", 1)
     assert result.returncode == 2 and "thesis.tex" in result.stderr, result.stderr[-2000:]
     assert sorted(p.name for p in user.iterdir()) == ["thesis.tex"]
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _WritesMarker:
+    """Unpickling this runs code: it writes the marker file, as a hostile pytorch_model.bin can."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('unpickled')",))
+
+
+@pytest.fixture
+def pickled(tmp_path):
+    """A translation folder whose only weights are a pickle that writes a marker file when loaded."""
+    folder, marker = tmp_path / "pickled", tmp_path / "marker"
+    VanillaTransformerForConditionalGeneration(tiny_config()).save_pretrained(folder)
+    word_tokenizer(WORDS).save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"model.shared.weight": _WritesMarker(marker)}, folder / "pytorch_model.bin")
+    return folder, marker
+
+
+def test_the_pickle_marker_works(pickled):
+    """What the test below guards against is real: loading this file the unsafe way writes the marker."""
+    folder, marker = pickled
+    # in another process, from a string: the guard in test_reliability.py forbids such a load in any project file
+    subprocess.run([sys.executable, "-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)",
+                    str(folder / "pytorch_model.bin")], check=True, capture_output=True)
+    assert marker.read_text() == "unpickled"
+
+
+@pytest.mark.parametrize("how", ["from_pretrained", "AutoModel", "recipes.translate", "recipes.export",
+                                 "recipes.serve"])
+def test_pickle_weights_are_refused_and_never_unpickled(how, pickled):
+    folder, marker = pickled
+    if how in ("from_pretrained", "AutoModel"):
+        from transformers import AutoModelForSeq2SeqLM
+
+        loader = (VanillaTransformerForConditionalGeneration.from_pretrained if how == "from_pretrained"
+                  else AutoModelForSeq2SeqLM.from_pretrained)
+        with pytest.raises(FileNotFoundError, match="only pickle weights .pytorch_model.bin."):
+            loader(folder)
+    else:
+        args = {"recipes.translate": ["--model", folder], "recipes.serve": ["--model", folder, "--port", free_port()],
+                "recipes.export": ["--model", folder, "--output_dir", folder.parent / "exported"]}[how]
+        if how == "recipes.export":
+            pytest.importorskip("ctranslate2", reason="the [ctranslate2] extra is not installed")
+        if how == "recipes.serve":
+            pytest.importorskip("gradio", reason="the [web] extra is not installed")
+        result = piped(how, *args, marker=marker)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "only pickle weights (pytorch_model.bin)" in result.stderr, result.stderr[-2000:]
+    assert not marker.exists(), "the pickle was loaded"

@@ -229,7 +229,7 @@ def test_folders_saved_before_the_change_load_with_the_same_outputs(tmp_path):
         torch.save({{"ids": ids, "mask": mask, "logits": logits}}, {str(tmp_path / "reference.pt")!r})
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
-    reference = torch.load(tmp_path / "reference.pt")
+    reference = torch.load(tmp_path / "reference.pt", weights_only=True)
     model = VanillaTransformerForConditionalGeneration.from_pretrained(tmp_path / "folder").eval()
     with torch.no_grad():
         logits = model(input_ids=reference["ids"], attention_mask=reference["mask"],
