@@ -64,7 +64,17 @@ def learning_speed():
                   rows)
 
 
-TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed}
+def splits():
+    """The built-in corpora's split sizes, counted from the data by benchmarks/corpora.py."""
+    run = _load("corpora.json")
+    rows = [[c["corpus"], c["pair"] or "-", f"{c['rows']['train']:,}", f"{c['rows']['validation']:,}",
+             f"{c['rows']['test']:,}", c["licence"]] for c in run["corpora"]]
+    return (_table(["corpus", "pair", "train", "validation", "test", "licence"], rows)
+            + f"\n\nCounted at {_commit(run['provenance'])} by `python benchmarks/corpora.py` "
+              "(benchmarks/results/corpora.json).")
+
+
+TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
 
