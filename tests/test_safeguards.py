@@ -150,11 +150,26 @@ def test_translate_reports_undecodable_and_truncated_lines_and_keeps_the_others(
     assert strict.returncode == 1 and len(strict.stdout.decode().splitlines()) == 0
 
 
-def test_translate_works_on_a_plain_save_pretrained_folder(translator):
+def test_translate_works_on_a_plain_save_pretrained_folder(translator, monkeypatch, capsys):
     """No beam size in the folder's generation config: the documented defaults (beam 4, length penalty 0.6)."""
-    result = run_module("recipes.translate", "--model", translator, input="the cat\n")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(result.stdout.splitlines()) == 1
+    import io
+
+    from recipes.translate import main
+
+    generation = json.loads((translator / "generation_config.json").read_text())
+    assert "num_beams" not in generation and "length_penalty" not in generation  # a plain save_pretrained folder
+    seen = []
+    generate = VanillaTransformerForConditionalGeneration.generate
+
+    def spy(self, *args, **kwargs):
+        seen.append({key: kwargs.get(key) for key in ("num_beams", "length_penalty")})
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(VanillaTransformerForConditionalGeneration, "generate", spy)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"the cat\n")))
+    assert main(["--model", str(translator)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert seen == [{"num_beams": 4, "length_penalty": 0.6}]
 
 
 # ---- 5. damaged folders are refused --------------------------------------------------------------------------------
