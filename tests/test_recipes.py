@@ -176,6 +176,9 @@ def test_train_classification_end_to_end_and_init_from_translation(tmp_path, tra
     # far longer than the model's positions: truncation=True cuts it to what the model takes (it used to cut to 1024)
     assert classify("the plot was brilliant overall " * 300, truncation=True)[0]["label"] in ("pos", "neg")
     assert "accuracy" in (out / "README.md").read_text()
+    # the folder a user shares holds no pickle (Trainer writes its arguments as training_args.bin): JSON instead
+    assert not [p.name for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    assert json.loads((out / "training_args.json").read_text())["learning_rate"] == 2e-3
     published = {(r.dataset_split, r.metric_type): r.metric_value
                  for r in ModelCard.load(out / "README.md").data.eval_results}
     assert published[("test", "accuracy")] == round(scores["test"]["test_accuracy"], 4)

@@ -126,6 +126,15 @@ class ReliableTrainerMixin:
             self._rotate(run_dir)
         self.accelerator.wait_for_everyone()
 
+    def _save(self, output_dir=None, state_dict=None):
+        """Trainer's save, with the training arguments as JSON instead of its pickled `training_args.bin` (the
+        project's folders hold no pickle: a shared folder's pickle is code its reader may run)."""
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            folder = Path(output_dir or self.args.output_dir)
+            (folder / "training_args.bin").unlink(missing_ok=True)
+            (folder / "training_args.json").write_text(self.args.to_json_string())
+
     def save_model(self, output_dir=None, _internal_call=False):
         with space_for(output_dir or self.args.output_dir, self._checkpoint_bytes(None) // 3):  # the weights
             return super().save_model(output_dir, _internal_call)
