@@ -44,6 +44,19 @@ def is_classifier(folder):
     return any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
 
 
+def run_facts(folder):
+    """What the training run saved about itself (results.json): its languages and a few validation texts."""
+    path = Path(folder) / "results.json"
+    try:
+        facts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        facts = {}  # only the page's extras come from here: a damaged file means a page without them
+    facts = facts if isinstance(facts, dict) else {}
+    examples = [text for text in facts.get("examples") or [] if isinstance(text, str)]
+    languages = facts.get("languages")
+    return (languages if isinstance(languages, list) and len(languages) == 2 else None), examples
+
+
 def checked_text(gr, text):
     """The text to work on, or a message in the page saying what is wrong with it."""
     text = (text or "").strip()
@@ -60,6 +73,8 @@ def translation_page(gr, model, tokenizer, folder):
     from hf_vanilla.training.plots import plot_attention
 
     settings = decoding_settings(folder)
+    languages, examples = run_facts(folder)
+    direction = f" from `{languages[0]}` to `{languages[1]}`" if languages else ""
 
     def run(text, num_beams, length_penalty):
         text = checked_text(gr, text)
@@ -74,24 +89,31 @@ def translation_page(gr, model, tokenizer, folder):
 
     # Gradio keeps each returned image in its cache folder: delete what is older than 10 minutes, every 5 minutes
     with gr.Blocks(title=f"hf_vanilla: {Path(folder).name}", delete_cache=(300, 600)) as page:
-        gr.Markdown(f"## Translate with `{Path(folder).name}`\nA vanilla Transformer (hf_vanilla). Beam search with "
-                    "the settings below; each output may be up to its input length + 50 tokens.")
-        source = gr.Textbox(label="Text to translate", lines=3, elem_id="source")
+        gr.Markdown(f"## Translate{direction} with `{Path(folder).name}`\nA vanilla Transformer (hf_vanilla). Beam "
+                    "search with the settings below; each output may be up to its input length + 50 tokens.",
+                    elem_id="title")
+        source = gr.Textbox(label=f"Text to translate{f' ({languages[0]})' if languages else ''}", lines=3,
+                            elem_id="source")
         with gr.Row():
             beams = gr.Slider(1, 8, value=settings["num_beams"], step=1, label="Beam size", elem_id="num_beams")
             penalty = gr.Slider(0.0, 2.0, value=settings["length_penalty"], step=0.1,
                                 label="Length penalty (beam search)", elem_id="length_penalty")
         button = gr.Button("Translate", variant="primary", elem_id="translate")
-        target = gr.Textbox(label="Translation", lines=3, interactive=False, elem_id="target")
-        note = gr.Markdown(elem_id="note")
+        target = gr.Textbox(label=f"Translation{f' ({languages[1]})' if languages else ''}", lines=3,
+                            interactive=False, elem_id="target")
+        note = gr.Markdown(label="Note", elem_id="note")
         heatmap = gr.Image(label="Cross-attention", type="pil", format="png", elem_id="heatmap")
-        button.click(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
-        source.submit(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note])
+        if examples:  # from the run's own validation data
+            gr.Examples(examples=[[text] for text in examples], inputs=[source], label="Examples (validation data)")
+        # one API endpoint, /translate; Enter in the text box runs the same function without a second endpoint
+        button.click(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note], api_name="translate")
+        source.submit(run, inputs=[source, beams, penalty], outputs=[target, heatmap, note], api_name=False)
     return page
 
 
 def classification_page(gr, model, tokenizer, folder):
     labels = model.config.id2label
+    _, examples = run_facts(folder)
 
     def run(text):
         text = checked_text(gr, text)
@@ -107,8 +129,10 @@ def classification_page(gr, model, tokenizer, folder):
         text = gr.Textbox(label="Text to classify", lines=3, elem_id="source")
         button = gr.Button("Classify", variant="primary", elem_id="classify")
         scores = gr.Label(label="Labels", num_top_classes=len(labels), elem_id="scores")
-        button.click(run, inputs=[text], outputs=[scores])
-        text.submit(run, inputs=[text], outputs=[scores])
+        if examples:
+            gr.Examples(examples=[[example] for example in examples], inputs=[text], label="Examples (validation data)")
+        button.click(run, inputs=[text], outputs=[scores], api_name="classify")
+        text.submit(run, inputs=[text], outputs=[scores], api_name=False)
     return page
 
 

@@ -30,7 +30,14 @@ from hf_vanilla import VanillaTransformerForSequenceClassification
 from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_arguments, report
-from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from hf_vanilla.training.cards import (
+    card_metadata,
+    command_line,
+    markdown_table,
+    page_examples,
+    write_json,
+    write_model_card,
+)
 from hf_vanilla.training.corpora import CORPORA, CorpusError, corpus_meta
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
@@ -170,7 +177,8 @@ def train(model_args, data_args, args, training_args):
 
     scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
     trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
-    write_json(Path(training_args.output_dir) / "results.json", scores)
+    write_json(Path(training_args.output_dir) / "results.json",
+               {**scores, "examples": page_examples(raw["validation"]["text"])})
     write_classification_card(model, data_args, args, raw, scores, training_args.output_dir)
     test = scores["test"]
     print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"

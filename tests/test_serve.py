@@ -4,6 +4,7 @@ Needs the `[web]` extra, playwright and /usr/bin/chromium (`.ci/run` installs De
 HF_VANILLA_REQUIRE_BROWSER=1, so that there a missing browser fails instead of skipping).
 """
 
+import json
 import os
 import shutil
 import socket
@@ -136,8 +137,23 @@ def test_translate_in_the_browser(browser, trained, tmp_path):
         page.locator("#source textarea").fill("   ")
         page.locator("#translate").click()
         page.get_by_text("Type a sentence first.").first.wait_for(timeout=30000)
+        # examples from the run's own validation data, one click from the text box
+        example = json.loads((trained / "results.json").read_text())["examples"][0]
+        page.get_by_text(example).first.click()
+        page.wait_for_function(f"document.querySelector('#source textarea').value === {json.dumps(example)}",
+                               timeout=30000)
+        assert_api(server.url, "/translate", ["Translation", "Cross-attention", "Note"])
     finally:
         server.stop()
+
+
+def assert_api(url, endpoint, outputs):
+    """The page's API (what gradio_client calls): one named endpoint, its outputs named by their labels."""
+    from gradio_client import Client
+
+    api = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert list(api["named_endpoints"]) == [endpoint] and not api["unnamed_endpoints"], api
+    assert [r["label"] for r in api["named_endpoints"][endpoint]["returns"]] == outputs, api
 
 
 def test_classify_in_the_browser(browser, tmp_path):
@@ -158,6 +174,7 @@ def test_classify_in_the_browser(browser, tmp_path):
         scores = page.locator("#scores")
         scores.get_by_text("positive").first.wait_for(timeout=60000)
         assert "negative" in scores.inner_text()
+        assert_api(server.url, "/classify", ["Labels"])
     finally:
         server.stop()
 
@@ -167,3 +184,13 @@ def test_serve_refuses_a_folder_it_cannot_use(tmp_path):
     result = subprocess.run([sys.executable, "-m", "recipes.serve", "--model", str(tmp_path / "nope")], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "error: --model: No model folder at" in result.stderr
+
+
+def test_the_page_names_the_runs_languages_and_reads_damaged_facts_as_none(tmp_path):
+    pytest.importorskip("gradio", reason="the [web] extra is not installed")
+    from recipes.serve import run_facts
+
+    (tmp_path / "results.json").write_text(json.dumps({"languages": ["en", "fr"], "examples": ["Select the cells."]}))
+    assert run_facts(tmp_path) == (["en", "fr"], ["Select the cells."])
+    (tmp_path / "results.json").write_text("{damaged")
+    assert run_facts(tmp_path) == (None, [])

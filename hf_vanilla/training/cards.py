@@ -82,6 +82,12 @@ def card_metadata(model_name, task_type, dataset, dataset_name, scores, language
     )
 
 
+def page_examples(texts, count=5, max_words=30):
+    """A few of the run's validation texts (never test), saved in results.json for the page's examples
+    (recipes.serve)."""
+    return [text for text in texts if len(text.split()) <= max_words][:count]
+
+
 def write_model_card(output_dir, title, sections, metadata=None, run_dir=None):
     """`README.md` of a saved model folder: the metadata block (a `ModelCardData`), a title and (heading, markdown)
     sections; and, when the run in `run_dir` (default `output_dir`) was resumed with --resume_with_changes, what

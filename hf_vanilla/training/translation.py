@@ -10,7 +10,7 @@ from pathlib import Path
 from hf_vanilla.files import publish_files, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
-from .cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from .cards import card_metadata, command_line, markdown_table, page_examples, write_json, write_model_card
 from .checkpoints import average_checkpoints, list_checkpoints
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
@@ -105,6 +105,12 @@ class TranslationRun:
     steps: int | None = None  # optimiser steps trained
 
 
+def languages(data_args):
+    """[source, target] language codes of the run's data, or None when the user's files do not say."""
+    pair = data_args.pair or (f"{data_args.source_lang}-{data_args.target_lang}" if data_args.source_lang else None)
+    return pair.split("-") if pair else None
+
+
 def finish_translation_run(model, run: TranslationRun):
     """Compare the last model with the average of the last N checkpoints, keep the better on validation BLEU (scored
     on test alone), and write the output folder: model, tokenizer, generation config, model card, training curves,
@@ -141,7 +147,8 @@ def finish_translation_run(model, run: TranslationRun):
             run.tokenizer.save_pretrained(staging)
             plot_training_curves(run.log_history, staging / "training_curves.png")
             write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
-                                                  "results": summary})
+                                                  "results": summary, "languages": languages(run.data_args),
+                                                  "examples": page_examples(run.raw["validation"]["source"])})
             write_translation_card(model, run, summary, chosen, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
