@@ -31,9 +31,13 @@ def scrambled(model, seed=0, std=0.3):
 @pytest.fixture
 def hf_logs(caplog):
     """caplog that sees transformers' warnings: its loggers propagate to the root logger (where caplog listens) only
-    in some environments, so a test that asserts on them turns propagation on, and restores it afterwards."""
+    in some environments, so a test that asserts on them turns propagation on, and restores it afterwards. The cache
+    of `logger.warning_once` is cleared first, so a warning an earlier test in the process gave is seen again."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
+    logging.Logger.warning_once.cache_clear()
     root = hf_logging._get_library_root_logger()
     before = root.propagate
     root.propagate = True
