@@ -11,7 +11,7 @@ CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.
               tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py \
               tests/test_graph.py
 
-.PHONY: demo serve test test-oldest test-compile test-all clean
+.PHONY: demo serve test test-oldest test-compile test-all mutation clean
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python -m recipes.demo
@@ -35,6 +35,11 @@ test-compile: $(VENV)/.installed
 test-all: $(VENV)/.installed $(OLDEST)/.installed
 	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q -m "slow or not slow or compile"
 
+# the mutation-testing pass over the model's code (slow: not part of `make test`); results in benchmarks/results/
+mutation: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[mutation]"
+	$(VENV)/bin/python benchmarks/mutation.py
+
 # torch first and pinned: left to the resolver, `torch` alone would pull a multi-GB CUDA build.
 %/.installed: pyproject.toml
 	$(PYTHON) -m venv $*
@@ -47,4 +52,4 @@ $(VENV)/.installed: constraints.txt
 $(OLDEST)/.installed: constraints-oldest.txt
 
 clean:
-	rm -rf $(VENV) $(OLDEST)
+	rm -rf $(VENV) $(OLDEST) mutants

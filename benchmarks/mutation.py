@@ -1,0 +1,68 @@
+"""The mutation-testing pass: how many changes to the model's code the fast tests catch.
+
+    make mutation                                   # installs the [mutation] extra (mutmut), then runs this
+    python benchmarks/mutation.py                   # every mutant of the files in pyproject's [tool.mutmut]
+    python benchmarks/mutation.py "hf_vanilla.modeling_vanilla_transformer.x_sinusoidal*"   # some of them
+
+mutmut changes one thing at a time (an operator, a constant, an argument, a return value) in the model's forward code,
+masks, positions, residual/LayerNorm, pooling, loss and cache code (hf_vanilla/modeling_vanilla_transformer.py), the
+decoding defaults (hf_vanilla/inference.py) and the learning-rate schedule (hf_vanilla/training/budget.py), on the lines
+the tests reach, and runs the tests that cover each change (pyproject's [tool.mutmut] names them). A mutant the tests
+catch is "killed"; one they miss "survived". Writes benchmarks/results/mutation.json (with provenance): the counts,
+the score killed / (killed + survived + timeout), and every survivor's name (`mutmut show NAME` prints its diff).
+mutmut keeps its work in mutants/ and resumes there; delete that folder to start over.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
+
+MUTMUT = Path(sys.executable).with_name("mutmut")
+_RESULT = re.compile(r"^\s*(\S+):\s+(killed|survived|timeout|suspicious|no tests|skipped|not checked|segfault"
+                     r"|caught by type check)\s*$")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="mutmut mutant names or globs (default: every mutant)")
+    parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once (one per core)")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
+    args = parser.parse_args(argv)
+    if not MUTMUT.is_file() and not shutil.which("mutmut"):
+        parser.error("mutmut is not installed: `make mutation`, or pip install -e '.[mutation]' -c constraints.txt")
+    if args.max_children < 1:
+        parser.error(f"--max_children {args.max_children}: at least 1")
+    mutmut = str(MUTMUT) if MUTMUT.is_file() else shutil.which("mutmut")
+    where, start = provenance(), time.time()
+    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *args.names], cwd=ROOT)
+    minutes = (time.time() - start) / 60
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
+    outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
+    if not outcomes:
+        print(f"mutmut (exit {status}) reported no mutants:\n{listing.stdout[-2000:]}{listing.stderr[-2000:]}",
+              file=sys.stderr)
+        return 1
+    counts = Counter(outcomes.values())
+    tested = counts["killed"] + counts["survived"] + counts["timeout"]
+    by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
+    result = {"provenance": where, "minutes": minutes, "names": args.names or ["(all)"], "counts": dict(counts),
+              "mutants_per_module": dict(by_file), "score": counts["killed"] / tested if tested else None,
+              "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['survived']} survived, "
+          f"{counts['timeout']} timed out, {counts['no tests']} reached by no selected test ({minutes:.1f} min); "
+          f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
