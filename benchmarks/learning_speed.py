@@ -58,6 +58,21 @@ def merged(base, change):
     return [item for pair in values.items() for item in pair]
 
 
+def losses(log_text):
+    """The training loss Trainer logged, every --logging_steps (50) steps: [mean of steps 1-50, 51-100, ...]."""
+    return [float(value) for value in re.findall(r"'loss': '?([0-9.]+)", log_text)]
+
+
+def backfill_losses(runs, workdir):
+    """Add the logged losses to runs recorded before the file kept them, from each run's own log (never re-run)."""
+    for run_ in runs:
+        log = Path(workdir) / (re.sub(r"[^a-zA-Z0-9]+", "-", run_["name"]).strip("-") + f"-{run_['steps_requested']}.log")
+        if "train_loss" not in run_ and log.is_file():
+            run_["train_loss"] = losses(log.read_text())
+            run_["train_loss_source"] = f"backfilled from {log.name}, the run's own log"
+    return runs
+
+
 def run(name, flags, steps, seed, workdir):
     out = workdir / re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-") / f"steps-{steps}"
     command = [sys.executable, "-m", "recipes.train_translation", *COMMON, "--max_steps", str(steps), "--seed",
@@ -76,6 +91,7 @@ def run(name, flags, steps, seed, workdir):
     results = json.loads((out / "results.json").read_text())
     chosen = results["results"][results["chosen"]]
     return {"flags": flags, "command": " ".join(command[1:]), "steps": results["steps"], "minutes": minutes,
+            "train_loss": losses(text),
             "train_seconds": float(runtime[-1]) if runtime else None,
             "steps_per_second": results["steps"] / float(runtime[-1]) if runtime else None,
             "chosen": results["chosen"], "validation_bleu": chosen["validation"]["bleu"],
@@ -93,6 +109,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", default="outputs/learning_speed")
     parser.add_argument("--output", default=str(RESULTS / "learning_speed.json"))
+    parser.add_argument("--backfill_losses", nargs="*", metavar="WORKDIR",
+                        help="Only add the logged training losses to recorded runs, from their logs in these folders.")
     parser.add_argument("--reuse_runs", action="store_true",
                         help="Keep a run already in --output with the same flags, steps and seed (its own times).")
     args = parser.parse_args(argv)
@@ -108,6 +126,11 @@ def main(argv=None):
     output = Path(args.output)
     done = json.loads(output.read_text()) if output.is_file() else {"runs": []}
     runs = done["runs"]
+    if args.backfill_losses is not None:
+        for workdir in args.backfill_losses or [args.workdir]:
+            runs = backfill_losses(runs, workdir)
+        output.write_text(json.dumps({"runs": runs}, indent=2, ensure_ascii=False) + "\n")
+        return 0
     for steps in args.steps:
         for name in args.variants:
             flags = flags_of(name, extra)

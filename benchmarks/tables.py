@@ -57,11 +57,16 @@ def demo_samples():
 def learning_speed():
     """Every run of benchmarks/learning_speed.py, grouped by step count."""
     runs = _load("learning_speed.json")["runs"]
+    def loss(run, where):
+        curve = run.get("train_loss") or []
+        return f"{curve[where]:.2f}" if curve else "-"
+
     rows = [[r["name"], r["steps"], f"{r['validation_bleu']:.2f}", f"{r['test_bleu']:.2f}", f"{r['test_chrf']:.2f}",
-             f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-", _commit(r["provenance"])]
+             loss(r, 0), loss(r, -1), f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-",
+             _commit(r["provenance"])]
             for r in sorted(runs, key=lambda r: (r["steps_requested"], r["name"]))]
-    return _table(["variant", "steps", "validation BLEU (chooses)", "test BLEU", "test chrF", "steps/s", "commit"],
-                  rows)
+    return _table(["variant", "steps", "validation BLEU (chooses)", "test BLEU", "test chrF",
+                   "train loss, steps 1-50", "train loss, last 50 steps", "steps/s", "commit"], rows)
 
 
 def splits():
