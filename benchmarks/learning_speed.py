@@ -66,7 +66,8 @@ def losses(log_text):
 def backfill_losses(runs, workdir):
     """Add the logged losses to runs recorded before the file kept them, from each run's own log (never re-run)."""
     for run_ in runs:
-        log = Path(workdir) / (re.sub(r"[^a-zA-Z0-9]+", "-", run_["name"]).strip("-") + f"-{run_['steps_requested']}.log")
+        name = re.sub(r"[^a-zA-Z0-9]+", "-", run_["name"]).strip("-")
+        log = Path(workdir) / f"{name}-{run_['steps_requested']}.log"
         if "train_loss" not in run_ and log.is_file():
             run_["train_loss"] = losses(log.read_text())
             run_["train_loss_source"] = f"backfilled from {log.name}, the run's own log"

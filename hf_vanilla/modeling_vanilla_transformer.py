@@ -231,12 +231,17 @@ class _SubLayerMixin:
 class VanillaTransformerEncoderLayer(_SubLayerMixin, GradientCheckpointingLayer):
     """Self-attention, then the feed-forward network, each inside a residual connection."""
 
+    # the hooks for a variant (as the stacks' `layer_class`): a subclass that sets them swaps the sub-layers, which
+    # keep these classes' constructor and forward signatures
+    attention_class = VanillaTransformerAttention
+    feed_forward_class = VanillaTransformerFeedForward
+
     def __init__(self, config, layer_idx=None):
         super().__init__()
         self.norm_first = config.norm_first
-        self.self_attn = VanillaTransformerAttention(config, layer_idx=layer_idx)
+        self.self_attn = self.attention_class(config, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.feed_forward = VanillaTransformerFeedForward(config)
+        self.feed_forward = self.feed_forward_class(config)
         self.ffn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.dropout)
 
@@ -257,14 +262,17 @@ class VanillaTransformerEncoderLayer(_SubLayerMixin, GradientCheckpointingLayer)
 class VanillaTransformerDecoderLayer(_SubLayerMixin, GradientCheckpointingLayer):
     """Masked self-attention, encoder-decoder attention, then the feed-forward network, each with a residual."""
 
+    attention_class = VanillaTransformerAttention  # for both attentions; hooks as in the encoder layer
+    feed_forward_class = VanillaTransformerFeedForward
+
     def __init__(self, config, layer_idx=None):
         super().__init__()
         self.norm_first = config.norm_first
-        self.self_attn = VanillaTransformerAttention(config, is_causal=True, layer_idx=layer_idx)
+        self.self_attn = self.attention_class(config, is_causal=True, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.encoder_attn = VanillaTransformerAttention(config, is_cross_attention=True, layer_idx=layer_idx)
+        self.encoder_attn = self.attention_class(config, is_cross_attention=True, layer_idx=layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.feed_forward = VanillaTransformerFeedForward(config)
+        self.feed_forward = self.feed_forward_class(config)
         self.ffn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.dropout)
 

@@ -10,6 +10,7 @@ from hf_vanilla import (
     VanillaTransformerModel,
     sinusoidal_position_encoding,
 )
+from hf_vanilla.modeling_vanilla_transformer import VanillaTransformerAttention
 
 
 def test_position_encoding_is_the_papers_interleaved_formula():
@@ -295,3 +296,55 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(field, value):
     with pytest.raises(ValueError, match=f"{field}={value} is above"):
         VanillaTransformerForConditionalGeneration(tiny_config(**{field: value}))
     assert time.monotonic() - start < 5
+
+
+class _TemperedAttention(VanillaTransformerAttention):
+    """A variant: a learned temperature on the queries (a new parameter, saved and loaded with the rest)."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.log_temperature = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return super().forward(hidden_states * self.log_temperature.exp(), *args, **kwargs)
+
+
+class _TwoLayerGeluFeedForward(torch.nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(config.d_model, config.ffn_dim)
+        self.fc2 = torch.nn.Linear(config.ffn_dim, config.d_model)
+
+    def forward(self, hidden_states):
+        return self.fc2(torch.nn.functional.gelu(self.fc1(hidden_states)))
+
+
+def test_a_layer_variant_is_one_hook_and_trains_saves_and_reloads(tmp_path, monkeypatch):
+    """The layers take their attention and feed-forward classes from `attention_class` / `feed_forward_class`; a
+    variant set there is built in every layer, trains, and saves and reloads equal."""
+    import hf_vanilla.modeling_vanilla_transformer as modeling
+
+    class EncoderLayer(modeling.VanillaTransformerEncoderLayer):
+        attention_class, feed_forward_class = _TemperedAttention, _TwoLayerGeluFeedForward
+
+    class DecoderLayer(modeling.VanillaTransformerDecoderLayer):
+        attention_class = _TemperedAttention
+
+    monkeypatch.setattr(modeling.VanillaTransformerEncoder, "layer_class", EncoderLayer)
+    monkeypatch.setattr(modeling.VanillaTransformerDecoder, "layer_class", DecoderLayer)
+    torch.manual_seed(0)
+    model = VanillaTransformerForConditionalGeneration(tiny_config())
+    layers = [*model.model.encoder.layers, *model.model.decoder.layers]
+    assert all(isinstance(layer.self_attn, _TemperedAttention) for layer in layers)
+    assert all(isinstance(layer.encoder_attn, _TemperedAttention) for layer in model.model.decoder.layers)
+    assert all(isinstance(layer.feed_forward, _TwoLayerGeluFeedForward) for layer in model.model.encoder.layers)
+    ids = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    assert model.model.encoder.layers[0].self_attn.log_temperature.item() != 0  # the variant's own parameter trained
+    model.save_pretrained(tmp_path)
+    loaded = VanillaTransformerForConditionalGeneration.from_pretrained(tmp_path).eval()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, labels=ids).logits, loaded(input_ids=ids, labels=ids).logits)

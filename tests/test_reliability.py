@@ -157,7 +157,8 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_says_so(kind, na
     module, extra = RECIPES[kind]
     out = tmp_path / "run"
     args = [*recipe_args(translation_csv, out, 20, 5), *extra]
-    full = run_module(module, *args, env=fault_env(tmp_path, DISK_FULL_ON_SAVE.format(name=name, raise_=DISK_FULL[failure])))
+    fault = DISK_FULL_ON_SAVE.format(name=name, raise_=DISK_FULL[failure])
+    full = run_module(module, *args, env=fault_env(tmp_path, fault))
     assert full.returncode == 1, full.stderr[-3000:]
     assert "Traceback" not in full.stderr, full.stderr[-3000:]
     message = full.stderr[full.stderr.index("error: "):]
