@@ -37,7 +37,8 @@ def _ctranslate2():
     try:
         import ctranslate2
     except ImportError as error:
-        raise ImportError("CTranslate2 is not installed: pip install 'hf_vanilla[ctranslate2]' (or ctranslate2).") from error
+        raise ImportError("CTranslate2 is not installed: pip install 'hf_vanilla[ctranslate2]' (or ctranslate2).") \
+            from error
     return ctranslate2
 
 
