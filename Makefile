@@ -6,10 +6,6 @@ OLDEST := .venv-oldest
 # browser test; the oldest stack runs the core tests
 EXTRAS := dev,benchmarks,export,ctranslate2,webtest
 OLDEST_EXTRAS := dev,benchmarks
-# the core model tests, run again against the oldest supported transformers
-CORE_TESTS := tests/test_config.py tests/test_modeling.py tests/test_generation.py tests/test_save_load.py \
-              tests/test_classification.py tests/test_versions.py tests/test_properties.py tests/test_errors.py \
-              tests/test_graph.py
 
 .PHONY: demo serve test test-oldest test-compile test-all mutation clean
 
@@ -26,7 +22,7 @@ test: $(VENV)/.installed $(OLDEST)/.installed
 	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(OLDEST)/bin/python $(VENV)/bin/python -m pytest -q
 
 test-oldest: $(OLDEST)/.installed $(VENV)/.installed
-	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+	HF_VANILLA_OTHER_PYTHON=$(CURDIR)/$(VENV)/bin/python $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider -m "core and not slow and not compile"
 
 # --torch_compile in every training recipe (compiling takes minutes on a CPU, so apart from the default suite)
 test-compile: $(VENV)/.installed

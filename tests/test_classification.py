@@ -8,6 +8,9 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, pi
 
 from hf_vanilla import VanillaTransformerForSequenceClassification
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 
 def classifier(**overrides):
     torch.manual_seed(0)

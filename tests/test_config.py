@@ -3,6 +3,9 @@ from transformers import AutoConfig
 
 from hf_vanilla import PRESETS, VanillaTransformerConfig
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 
 def test_presets_match_the_paper():
     base = VanillaTransformerConfig.from_preset("base")

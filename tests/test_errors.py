@@ -22,6 +22,9 @@ from hf_vanilla import (
 )
 from hf_vanilla.training.corpora import load_user_data
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 VOCAB = 40
 

@@ -4,6 +4,9 @@ from toy_tasks import _PadOnly, exact_match, reversal_examples
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 DECODING = {
     "greedy": dict(do_sample=False),
     "beam": dict(num_beams=4, do_sample=False),

@@ -13,6 +13,9 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration, VanillaTransformerForSequenceClassification
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 
 def padded(batch_size, length, seed):
     """Right-padded ids and mask: the first row is cut to half its length."""

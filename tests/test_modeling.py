@@ -12,6 +12,9 @@ from hf_vanilla import (
 )
 from hf_vanilla.modeling_vanilla_transformer import VanillaTransformerAttention
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 
 def test_position_encoding_is_the_papers_interleaved_formula():
     table = sinusoidal_position_encoding(50, 16)

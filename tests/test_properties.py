@@ -14,6 +14,9 @@ from hf_vanilla import (
     VanillaTransformerForSequenceClassification,
 )
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 # the messages a bad tensor may get (each in the catalogue); anything else is a bug
 DOCUMENTED = re.compile(
     r"contains token id -?\d+, outside the vocabulary|must hold integer token ids|is empty \(shape|positions but the "

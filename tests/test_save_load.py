@@ -15,6 +15,9 @@ from hf_vanilla import (
     VanillaTransformerModel,
 )
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 
 def test_round_trip_without_missing_keys_or_pickles(tmp_path, seq2seq, batch):
     seq2seq.save_pretrained(tmp_path)

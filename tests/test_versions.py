@@ -20,6 +20,9 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_vanilla.configuration_vanilla_transformer import SUPPORTED_TRANSFORMERS, _check_transformers_version
 
+# run again against the oldest supported transformers (`make test-oldest`: the core model tests)
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parents[1]
 OTHER_PYTHON = os.environ.get("HF_VANILLA_OTHER_PYTHON")
 if OTHER_PYTHON and not os.path.isabs(OTHER_PYTHON):  # relative to the repository, where make runs
