@@ -22,19 +22,20 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hf_vanilla  # noqa: E402,F401
 from hf_vanilla.export_ctranslate2 import CTranslate2Translator, export_ctranslate2  # noqa: E402
+from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, output_length_limit  # noqa: E402
 from hf_vanilla.training.corpora import load_corpus  # noqa: E402
 from hf_vanilla.training.metrics import translation_scores  # noqa: E402
 
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, batches, num_beams):
-    limit = model.config.max_position_embeddings - 1
     special = {model.config.pad_token_id, model.config.eos_token_id}
     outputs = []
     for batch in batches:
         padded = tokenizer.pad({"input_ids": batch}, return_tensors="pt")
-        generated = model.generate(**padded, num_beams=num_beams, length_penalty=0.6, early_stopping=True,
-                                   max_length=min(padded["input_ids"].shape[1] + 50, limit) + 1)
+        generated = model.generate(**padded, num_beams=num_beams, length_penalty=DEFAULT_LENGTH_PENALTY,
+                                   early_stopping=True, max_length=output_length_limit(
+                                       padded["input_ids"].shape[1], model.config.max_position_embeddings) + 1)
         outputs += [[t for t in row[1:] if t not in special] for row in generated.tolist()]
     return outputs
 
@@ -81,7 +82,8 @@ def main():
         rows = {"transformers generate": {**scores(reference_ids), "seconds": time.perf_counter() - start}}
         for engine_name, engine in engines.items():
             start = time.perf_counter()
-            engine_ids = [out for batch in batches for out in engine.translate_tokens(batch, beams, 0.6)]
+            engine_ids = [out for batch in batches
+                          for out in engine.translate_tokens(batch, beams, DEFAULT_LENGTH_PENALTY)]
             seconds = time.perf_counter() - start
             same = sum(a == b for a, b in zip(reference_ids, engine_ids)) / len(reference_ids)
             rows[engine_name] = {**scores(engine_ids), "seconds": seconds, "identical_tokens_share": same}

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from hf_vanilla import PRESETS, VanillaTransformerConfig
 from hf_vanilla.cli import parse_arguments, report  # noqa: F401  (the recipes import them from here too)
+from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, DEFAULT_NUM_BEAMS
 
 from .corpora import CORPORA, load_corpus, load_user_data
 from .policies import RESUME_WITH_CHANGES_HELP
@@ -140,8 +141,10 @@ class TranslationArguments:
         default=300, metadata={"help": "Validation pairs scored (BLEU) during training and to pick last/averaged."}
     )
     max_predict_samples: int | None = field(default=None, metadata={"help": "Test pairs scored at the end."})
-    num_beams: int = field(default=4, metadata={"help": "Beam size of the final evaluation and the saved model."})
-    length_penalty: float = field(default=0.6, metadata={"help": "Beam search length penalty (the paper's alpha)."})
+    num_beams: int = field(default=DEFAULT_NUM_BEAMS, metadata={
+        "help": f"Beam size of the final evaluation and the saved model (the paper's {DEFAULT_NUM_BEAMS})."})
+    length_penalty: float = field(default=DEFAULT_LENGTH_PENALTY, metadata={
+        "help": f"Beam search length penalty (the paper's alpha, {DEFAULT_LENGTH_PENALTY})."})
     average_last_n: int = field(default=5, metadata={"help": "Average the last N checkpoints (1: no averaging)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
     resume_with_changes: bool = field(default=False, metadata={"help": RESUME_WITH_CHANGES_HELP})
