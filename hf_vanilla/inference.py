@@ -8,6 +8,7 @@ one home, used by the recipes, the CTranslate2 engine and the benchmarks alike.
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -147,19 +148,27 @@ def translate_batch(model, tokenizer, texts, num_beams=None, *, length_penalty=N
     return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
 
 
+class LineProblem(NamedTuple):
+    """What is wrong with one input line: `skipped` lines were left out (not UTF-8), the others kept (truncated)."""
+
+    number: int
+    message: str
+    skipped: bool
+
+
 def read_lines(stream, batch_size, tokenizer=None, max_tokens=None):
     """Batches of (line number, text) from a binary stream, read lazily, with each batch's problems.
 
     Yields (batch, problems): `batch` holds up to `batch_size` non-blank lines, decoded as UTF-8 and stripped;
-    `problems` lists (line number, message) for the lines since the last batch that are not UTF-8 (left out of the
-    batch) or, with a tokenizer, longer than `max_tokens` tokens (kept, and translated truncated)."""
+    `problems` lists a LineProblem for each line since the last batch that is not UTF-8 (left out of the batch) or,
+    with a tokenizer, longer than `max_tokens` tokens (kept, and translated truncated)."""
     batch, problems = [], []
     for number, raw in enumerate(stream, 1):
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError as error:
-            problems.append((number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}): "
-                                     f"skipped; save the input as UTF-8"))
+            problems.append(LineProblem(number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                                                f"{error.start + 1}): skipped; save the input as UTF-8", skipped=True))
             continue
         if text:
             batch.append((number, text))
@@ -174,7 +183,7 @@ def _with_truncations(batch, problems, tokenizer, max_tokens):
     """`problems` plus the batch's lines longer than `max_tokens` (one tokenizer call per batch), in line order."""
     if tokenizer is not None and max_tokens and batch:
         lengths = map(len, tokenizer([text for _, text in batch])["input_ids"])
-        problems = problems + [(number, f"{length} tokens, truncated to the model's {max_tokens}")
+        problems = problems + [LineProblem(number, f"{length} tokens, truncated to the model's {max_tokens}", False)
                                for (number, _), length in zip(batch, lengths) if length > max_tokens]
     return sorted(problems)
 

@@ -51,9 +51,9 @@ def main(argv=None):
     max_tokens = classifier.model.config.max_position_embeddings
     with stream:
         for batch, problems in read_lines(stream, args.batch_size, tokenizer, max_tokens):
-            for number, problem in problems:
-                print(f"line {number}: {problem}", file=sys.stderr, flush=True)
-                failed += problem.startswith("not UTF-8")
+            for problem in problems:
+                print(f"line {problem.number}: {problem.message}", file=sys.stderr, flush=True)
+                failed += problem.skipped
                 if failed and args.errors == "strict":
                     return 1
             texts = [text for _, text in batch]

@@ -123,9 +123,9 @@ def stream_translations(engine, stream, args):
     progress = tqdm(total=total, unit="line", desc="translating", file=sys.stderr, disable=total is None)
     for batch, problems in read_lines(stream, args.batch_size, engine.tokenizer, engine.max_tokens):
         progress.update(len(batch) + len(problems))
-        for number, problem in problems:
-            print(f"line {number}: {problem}", file=sys.stderr, flush=True)
-            if problem.startswith("not UTF-8"):
+        for problem in problems:
+            print(f"line {problem.number}: {problem.message}", file=sys.stderr, flush=True)
+            if problem.skipped:
                 failed += 1
                 if args.errors == "strict":
                     return failed, translated, first
