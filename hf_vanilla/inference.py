@@ -1,8 +1,9 @@
 """Translating with a saved model: decoding settings and the output-length rule (core install only).
 
 The paper decodes with beam 4 and length penalty 0.6 and lets each output reach its input length + 50 tokens
-(section 6.1). Those are the defaults wherever a folder's generation config does not say otherwise: here is their
-one home, used by the recipes, the CTranslate2 engine and the benchmarks alike.
+(section 6.1). Those are the defaults wherever a folder's generation config does not say otherwise (defined in the
+modeling file, which travels with saved folders); here is how the recipes, the CTranslate2 engine and the benchmarks
+apply them.
 """
 
 import json
@@ -14,13 +15,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-# an output may be input length + EXTRA_OUTPUT_TOKENS long: its home is the modeling file, whose `generate` applies
-# the rule and which travels with every saved folder
 from .loading_vanilla_transformer import check_generation_settings
-from .modeling_vanilla_transformer import EXTRA_OUTPUT_TOKENS
 
-DEFAULT_NUM_BEAMS = 4
-DEFAULT_LENGTH_PENALTY = 0.6
+# the paper's decoding defaults: their home is the modeling file, whose `generate` applies the length rule and which
+# travels with every saved folder
+from .modeling_vanilla_transformer import DEFAULT_LENGTH_PENALTY, DEFAULT_NUM_BEAMS, EXTRA_OUTPUT_TOKENS  # noqa: F401
+
 GENERATION_FILE = "generation_config.json"
 
 

@@ -31,9 +31,13 @@ from .configuration_vanilla_transformer import VanillaTransformerConfig
 from .loading_vanilla_transformer import check_before_loading, check_loading_info
 
 logger = logging.get_logger(__name__)
-# an output may be its input's length + this many tokens (the paper, section 6.1): the default of `generate` here,
-# of recipes.translate and of the CTranslate2 engine (hf_vanilla.inference.output_length_limit)
+# The paper's decoding (section 6.1), the defaults wherever a folder's generation config does not say otherwise: an
+# output may be its input's length + EXTRA_OUTPUT_TOKENS tokens (the default of `generate` here, of recipes.translate
+# and of the CTranslate2 engine: hf_vanilla.inference.output_length_limit), beam 4, length penalty 0.6. Their home is
+# this file because it travels with every saved folder (the translation pipeline there reads them too).
 EXTRA_OUTPUT_TOKENS = 50
+DEFAULT_NUM_BEAMS = 4
+DEFAULT_LENGTH_PENALTY = 0.6
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Positions: the scaled token embedding plus the sinusoidal encoding (section 3.5)
@@ -817,6 +821,14 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
 
     def get_decoder(self):
         return self.model.decoder
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # the folder declares pipeline("translation") (removed from transformers 5); transformers copies the pipeline's
+        # file with this one, as a relative import of it
+        from .pipeline_vanilla_transformer import PIPELINE_ENTRY
+
+        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **PIPELINE_ENTRY}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_output_embeddings(self):
         return self.lm_head

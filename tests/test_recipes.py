@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
+from conftest import write_translation_csv
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
@@ -20,9 +22,9 @@ TRANSLATION_FLAGS = ["--preset", "tiny", "--vocab_size", "300", "--source_column
                      "--max_eval_samples", "20", "--max_predict_samples", "20", "--logging_steps", "5"]
 
 
-def run_module(module, *args, timeout=300, env=None):
+def run_module(module, *args, timeout=300, env=None, input=None):
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})}, input=input)
 
 
 def check_translation_folder(folder):
@@ -237,3 +239,52 @@ def test_quality_benchmarks_tfidf_baseline_picks_c_on_validation(tmp_path):
     assert set(result["validation_accuracy_by_C"]) == {0.01, 10}
     assert result["C"] == max(result["validation_accuracy_by_C"], key=result["validation_accuracy_by_C"].get)
     assert result["test"]["accuracy"] >= 0.9 and 0 < result["test"]["macro_f1"] <= 1
+
+
+PIPELINE_WITHOUT_THE_PACKAGE = """
+import json, sys
+sys.modules["hf_vanilla"] = None  # `import hf_vanilla` raises ImportError: only the folder's own code is there
+from transformers import pipeline
+translator = pipeline("translation", model=sys.argv[1], trust_remote_code=True)
+assert type(translator).__module__.startswith("transformers_modules"), type(translator).__module__
+print(json.dumps([r[0]["translation_text"] for r in translator(json.loads(sys.argv[2]), batch_size=2)]))
+"""
+
+
+@pytest.fixture(scope="module")
+def translation_folder(tmp_path_factory):
+    """A translation model trained by the recipe on the toy pairs, long enough to say something."""
+    root = tmp_path_factory.mktemp("pipeline")
+    data = write_translation_csv(root / "pairs.csv")
+    out = root / "model"
+    result = run_module("recipes.train_translation", "--train_file", data, "--output_dir", out, *TRANSLATION_FLAGS,
+                        "--max_steps", 120, "--learning_rate", "3e-3", "--warmup_steps", 20, "--save_steps", 60,
+                        "--eval_strategy", "no", "--average_last_n", 1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_pipeline_translation_on_a_saved_folder_decodes_as_the_cli(translation_folder, tmp_path):
+    from hf_vanilla.pipeline_vanilla_transformer import VanillaTransformerTranslationPipeline
+
+    sentences = ["the red cat sees a dog.", "the small bird likes a cat today.", "a dog."]
+    cli = run_module("recipes.translate", "--model", translation_folder, input="\n".join(sentences) + "\n")
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    expected = cli.stdout.splitlines()
+    assert any(expected), "the model says nothing: the comparison would prove little"
+    config = json.loads((translation_folder / "config.json").read_text())
+    assert "translation" in config["custom_pipelines"]  # the folder declares it
+    translator = pipeline("translation", model=str(translation_folder), trust_remote_code=True)
+    assert [r[0]["translation_text"] for r in translator(sentences, batch_size=1)] == expected
+    # installed, the class itself needs no trust; batches of 2 pad into one generate and decode the same here
+    direct = pipeline(model=str(translation_folder), pipeline_class=VanillaTransformerTranslationPipeline)
+    assert [r[0]["translation_text"] for r in direct(sentences[:2], batch_size=2)] == expected[:2]
+    greedy = run_module("recipes.translate", "--model", translation_folder, "--num_beams", 1, input=sentences[0])
+    assert direct(sentences[0], num_beams=1)[0]["translation_text"] == greedy.stdout.strip()
+    # where hf_vanilla is not installed, the folder's own copy of the pipeline runs
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    alone = subprocess.run([sys.executable, "-c", PIPELINE_WITHOUT_THE_PACKAGE, str(translation_folder),
+                            json.dumps(sentences[:2])], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           timeout=300)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert json.loads(alone.stdout.splitlines()[-1]) == expected[:2]
