@@ -54,9 +54,11 @@ def provenance(argv=None):
     except ValueError:
         pass
     status = _git("status", "--porcelain", "--untracked-files=no")
+    # result files a benchmark is writing (benchmarks/results/) are outputs, not changes to what is measured
+    changed = [line for line in (status or "").splitlines() if not line[3:].startswith("benchmarks/results/")]
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(status) if status is not None else None,
+        "uncommitted_changes": bool(changed) if status is not None else None,
         "command": "python " + " ".join([shlex.quote(str(script))] + [shlex.quote(a) for a in argv[1:]]),
         "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
