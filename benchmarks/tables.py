@@ -37,7 +37,9 @@ def _commit(provenance):
 def demo():
     """`make demo` at its budget and at 60% of it (a slower machine), from benchmarks/results/demo*.json."""
     rows = []
-    for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget")):
+    for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget"),
+                        ("demo-batch64.json", "before: batches of 64"),
+                        ("demo-60-batch64.json", "before: batches of 64, at 60% of the budget")):
         run = _load(name)
         rows.append([label, f"{run['budget_minutes']:g} min", f"{run['steps']:,}", f"{run['test']['bleu']:.2f}",
                      f"{run['test']['chrf']:.2f}", f"{run['train_minutes']:.1f} min", f"{run['wall_minutes']:.1f} min",
@@ -46,7 +48,7 @@ def demo():
     return (_table(["run", "training budget", "steps reached", "test BLEU (500 sentences, beam 4)", "test chrF",
                     "training", "wall time (train + evaluate)", "commit"], rows)
             + f"\n\nMachine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, fp32. "
-              "Files: benchmarks/results/demo.json, demo-60.json.")
+              "Files: benchmarks/results/demo*.json.")
 
 
 def demo_samples():
