@@ -1,7 +1,8 @@
 """The mutation-testing pass: how many changes to the model's code the fast tests catch.
 
     make mutation                                   # installs the [mutation] extra (mutmut), then runs this
-    python benchmarks/mutation.py                   # every mutant of the files in pyproject's [tool.mutmut]
+    python benchmarks/mutation.py                   # the mutants of FOCUS (below)
+    python benchmarks/mutation.py --all             # every mutant of the files in pyproject's [tool.mutmut]
     python benchmarks/mutation.py "hf_vanilla.modeling_vanilla_transformer.x_sinusoidal*"   # some of them
 
 mutmut changes one thing at a time (an operator, a constant, an argument, a return value) in the model's forward code,
@@ -14,6 +15,7 @@ mutmut keeps its work in mutants/ and resumes there; delete that folder to start
 """
 
 import argparse
+import fnmatch
 import json
 import re
 import shutil
@@ -27,13 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
 
 MUTMUT = Path(sys.executable).with_name("mutmut")
+_M = "hf_vanilla.modeling_vanilla_transformer."
+# what the pass covers by default (the issue's list; `--all` takes every mutant): attention, masks, positions,
+# residual/LayerNorm, pooling and loss, the cache, the decoding rule, the learning-rate schedule
+FOCUS = [
+    _M + "x_eager_attention_forward*", _M + "xǁVanillaTransformerAttentionǁ*", _M + "x__attention_interface*",
+    _M + "x__cached_cross_attention*", _M + "x__padding_mask*", _M + "x__causal_mask*",
+    _M + "x_sinusoidal_position_encoding*", _M + "xǁ_VanillaTransformerStackǁ_embed*",
+    _M + "xǁVanillaTransformerScaledEmbeddingǁ*", _M + "xǁ_SubLayerMixinǁ_residual*",
+    _M + "xǁ_VanillaTransformerStackǁ_final_norm*", _M + "xǁVanillaTransformerFeedForwardǁforward*",
+    _M + "xǁVanillaTransformerForSequenceClassificationǁforward*",
+    _M + "xǁVanillaTransformerForSequenceClassificationǁ_loss*", _M + "x__past_length*",
+    _M + "x__static_cache_length*", _M + "xǁVanillaTransformerForConditionalGenerationǁ_rule_output_length*",
+    _M + "x_shift_tokens_right*", "hf_vanilla.training.budget.*",
+]
 _RESULT = re.compile(r"^\s*(\S+):\s+(killed|survived|timeout|suspicious|no tests|skipped|not checked|segfault"
-                     r"|caught by type check)\s*$")
+                     r"|caught by type check|check was interrupted by user)\s*$")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="mutmut mutant names or globs (default: every mutant)")
+    parser.add_argument("names", nargs="*", help="mutmut mutant names or globs (default: FOCUS)")
+    parser.add_argument("--all", action="store_true", help="every mutant of the files in [tool.mutmut]")
     parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once (one per core)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args(argv)
@@ -43,10 +60,14 @@ def main(argv=None):
         parser.error(f"--max_children {args.max_children}: at least 1")
     mutmut = str(MUTMUT) if MUTMUT.is_file() else shutil.which("mutmut")
     where, start = provenance(), time.time()
-    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *args.names], cwd=ROOT)
+    names = [] if args.all else (args.names or FOCUS)
+    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT)
     minutes = (time.time() - start) / 60
     listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
     outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
+    if names:  # the mutants this run was asked about
+        outcomes = {name: outcome for name, outcome in outcomes.items()
+                    if any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
     if not outcomes:
         print(f"mutmut (exit {status}) reported no mutants:\n{listing.stdout[-2000:]}{listing.stderr[-2000:]}",
               file=sys.stderr)
@@ -54,7 +75,7 @@ def main(argv=None):
     counts = Counter(outcomes.values())
     tested = counts["killed"] + counts["survived"] + counts["timeout"]
     by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
-    result = {"provenance": where, "minutes": minutes, "names": args.names or ["(all)"], "counts": dict(counts),
+    result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], "counts": dict(counts),
               "mutants_per_module": dict(by_file), "score": counts["killed"] / tested if tested else None,
               "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
