@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 OLDEST := .venv-oldest
-# what `make` installs: training and tests, benchmarks, ONNX export, the CTranslate2 engine, the demo page and its
-# browser test; the oldest stack runs the core tests
-EXTRAS := dev,benchmarks,export,ctranslate2,webtest
+# what `make` installs: training and tests, benchmarks, ONNX export, the CTranslate2 engine, LoRA (PEFT), the demo
+# page and its browser test; the oldest stack runs the core tests
+EXTRAS := dev,benchmarks,export,ctranslate2,lora,webtest
 OLDEST_EXTRAS := dev,benchmarks
 
 .PHONY: demo serve test test-oldest test-compile test-all mutation clean
