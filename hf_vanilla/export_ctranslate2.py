@@ -11,6 +11,7 @@ so it is all a user needs to translate (`CTranslate2Translator` below, or `recip
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -210,13 +211,34 @@ def check_engine_folder(folder):
             raise ValueError(f"{path} has no max_position_embeddings: export the model again.")
 
 
+def available_cores():
+    """The CPU cores this process may run on (its affinity mask, which a container or taskset may narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def engine_layout(device="cpu", workers=None, threads=None):
+    """(inter_threads, intra_threads) for CTranslate2: by default on a CPU one worker per core, each on one thread,
+    with batches in flight on every worker (measured fastest for files: float32 3.00x HF Marian with 2 workers x 1
+    thread against 2.00x with 1 x 2, int8 9.62x against 1.62x, on this project's 2-core machine); on a GPU one
+    worker. Either may be given to override."""
+    if device != "cpu":
+        return workers or 1, threads or 0  # 0: the engine's own default
+    cores = available_cores()
+    workers = workers or cores
+    return workers, threads or max(1, cores // workers)
+
+
 class CTranslate2Translator:
     """Translate text with an exported folder: the engine's `Translator`, the saved tokenizer, and the folder's
     decoding settings (each batch may output up to its longest input + 50 tokens, as `recipes.translate`)."""
 
-    def __init__(self, folder, device="cpu", compute_type="default", inter_threads=1, intra_threads=0,
+    def __init__(self, folder, device="cpu", compute_type="default", inter_threads=None, intra_threads=None,
                  trust_remote_code=False):
         ctranslate2 = _ctranslate2()
+        inter_threads, intra_threads = engine_layout(device, inter_threads, intra_threads)
         if not (Path(folder) / "model.bin").is_file():
             raise FileNotFoundError(f"{folder} has no model.bin: give a folder written by recipes.export "
                                     f"--format ctranslate2.")
@@ -236,8 +258,9 @@ class CTranslate2Translator:
             self.max_positions = json.load(handle)["max_position_embeddings"]  # checked by check_engine_folder
         self.settings = decoding_settings(folder)
 
-    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None):
-        """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token)."""
+    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None, asynchronous=False):
+        """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token). With
+        `asynchronous`, the batch is queued for the next free worker and a function that waits for it is returned."""
         limit = self.max_positions - 1
         tokens = [self.tokenizer.convert_ids_to_tokens(ids) for ids in batches_of_ids]
         results = self.translator.translate_batch(
@@ -246,18 +269,34 @@ class CTranslate2Translator:
             length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
             max_decoding_length=output_length_limit(max(len(t) for t in tokens), self.max_positions),
             max_input_length=limit,
+            asynchronous=asynchronous,
         )
-        return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
+
+        def ids(results):
+            return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
+
+        return (lambda: ids([result.result() for result in results])) if asynchronous else ids(results)
+
+    @property
+    def workers(self):
+        return self.translator.num_translators
+
+    def submit(self, texts, num_beams=None, length_penalty=None):
+        """Queue one batch of texts; returns a function that waits for its translations (in the texts' order). Up to
+        `workers` batches then translate at once, each with the settings and length limit it would have alone."""
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_positions - 1)["input_ids"]
+        wait = self.translate_tokens(ids, num_beams, length_penalty, asynchronous=True)
+        return lambda: [text.strip() for text in self.tokenizer.batch_decode(wait(), skip_special_tokens=True)]
 
     def translate(self, texts, batch_size=32, num_beams=None, length_penalty=None):
-        """Translations of `texts`, in batches of similar length, in the input order."""
+        """Translations of `texts`, in batches of similar length (all queued at once, so every worker has one), in
+        the input order."""
         texts = list(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        waits = [self.submit([texts[i] for i in chunk], num_beams, length_penalty) for chunk in chunks]
         outputs = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            ids = self.tokenizer([texts[i] for i in chunk], truncation=True, max_length=self.max_positions - 1)
-            generated = self.translate_tokens(ids["input_ids"], num_beams, length_penalty)
-            for i, text in zip(chunk, self.tokenizer.batch_decode(generated, skip_special_tokens=True)):
-                outputs[i] = text.strip()
+        for chunk, wait in zip(chunks, waits):
+            for i, text in zip(chunk, wait()):
+                outputs[i] = text
         return outputs

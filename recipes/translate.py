@@ -8,13 +8,15 @@
 Works on any folder `save_pretrained` wrote (hf_vanilla, Marian, ...): beam size and length penalty come from the
 folder's generation config, and where it sets none, from the paper (beam 4, length penalty 0.6).
 
-Lines are read and translated in batches of --batch_size, each batch printed as soon as it is done, so the first
-translations appear within seconds and stopping loses at most the batch in flight. Blank lines are skipped. A line
-that is not UTF-8 is reported on stderr with its number and skipped (--errors strict stops there instead); a line
-longer than the model takes is translated truncated, and reported.
+Lines are read and translated in batches of --batch_size, each batch printed as soon as it is done and in the input's
+order, so the first translations appear within seconds and stopping loses at most the batches in flight. With
+--engine ctranslate2 one worker per core translates a batch each (--workers and --threads override the layout).
+Blank lines are skipped. A line that is not UTF-8 is reported on stderr with its number and skipped (--errors strict
+stops there instead); a line longer than the model takes is translated truncated, and reported.
 """
 
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
@@ -42,6 +44,10 @@ class TranslateArguments:
                                         "as a heatmap in this PNG file."}
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
+    workers: int | None = field(default=None, metadata={
+        "help": "--engine ctranslate2: batches translated at once (CTranslate2's inter_threads; default: one a core)."})
+    threads: int | None = field(default=None, metadata={
+        "help": "--engine ctranslate2: threads per worker (intra_threads; default the cores over the workers)."})
 
     def __post_init__(self):
         if self.engine not in ("transformers", "ctranslate2"):
@@ -52,6 +58,11 @@ class TranslateArguments:
             raise ValueError(f"--errors {self.errors!r}: choose skip or strict.")
         if self.batch_size < 1 or (self.num_beams is not None and self.num_beams < 1):
             raise ValueError("--batch_size and --num_beams must be at least 1.")
+        for name in ("workers", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.engine != "ctranslate2" and (self.workers or self.threads):
+            raise ValueError("--workers and --threads are for --engine ctranslate2.")
 
 
 def attention_heatmap(model, tokenizer, sentence, path, num_beams):
@@ -63,7 +74,10 @@ def attention_heatmap(model, tokenizer, sentence, path, num_beams):
 
 
 class TransformersEngine:
-    """model.generate on a saved folder, with the folder's decoding settings (the paper's where it has none)."""
+    """model.generate on a saved folder, with the folder's decoding settings (the paper's where it has none). One
+    batch at a time: torch already spreads each one over the cores."""
+
+    in_flight = 1
 
     def __init__(self, args):
         check_model_folder(args.model, model_type=None)
@@ -72,21 +86,27 @@ class TransformersEngine:
         self.model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
         self.max_tokens = self.model.config.max_position_embeddings - 1
 
-    def translate(self, texts, num_beams, length_penalty):
-        return translate(self.model, self.tokenizer, texts, len(texts), num_beams or self.settings["num_beams"],
-                         length_penalty=length_penalty if length_penalty is not None else
-                         self.settings["length_penalty"])
+    def submit(self, texts, num_beams, length_penalty):
+        translations = translate(self.model, self.tokenizer, texts, len(texts), num_beams or self.settings["num_beams"],
+                                 length_penalty=length_penalty if length_penalty is not None else
+                                 self.settings["length_penalty"])
+        return lambda: translations
 
 
 class CTranslate2Engine:
+    """The exported folder on CTranslate2, one worker per core by default (engine_layout): while the oldest batch is
+    printed, the next ones translate on the other workers."""
+
     def __init__(self, args):
         from hf_vanilla.export_ctranslate2 import CTranslate2Translator
 
-        self.translator = CTranslate2Translator(args.model, trust_remote_code=args.trust_remote_code)
+        self.translator = CTranslate2Translator(args.model, trust_remote_code=args.trust_remote_code,
+                                                inter_threads=args.workers, intra_threads=args.threads)
         self.tokenizer, self.max_tokens = self.translator.tokenizer, self.translator.max_positions - 1
+        self.in_flight = self.translator.workers + 1  # one more than the workers, so that none waits for work
 
-    def translate(self, texts, num_beams, length_penalty):
-        return self.translator.translate(texts, len(texts), num_beams, length_penalty)
+    def submit(self, texts, num_beams, length_penalty):
+        return self.translator.submit(texts, num_beams, length_penalty)
 
 
 def main(argv=None):
@@ -113,14 +133,26 @@ def main(argv=None):
 
 
 def stream_translations(engine, stream, args):
-    """Translate and print batch by batch; (lines that failed, lines translated, the first sentence). With --input, a
-    progress bar on stderr counts the file's lines."""
+    """Translate and print batch by batch, in the input's order, with up to `engine.in_flight` batches translating
+    at once; (lines that failed, lines translated, the first sentence). With --input, a progress bar on stderr counts
+    the file's lines."""
     failed, translated, first = 0, 0, None
     total = None
     if args.input:
         with open(args.input, "rb") as lines:
             total = sum(1 for _ in lines)
     progress = tqdm(total=total, unit="line", desc="translating", file=sys.stderr, disable=total is None)
+    pending = deque()  # (number of texts, a function that waits for their translations), oldest first
+
+    def print_done(keep):
+        nonlocal translated
+        while len(pending) > keep:
+            count, wait = pending.popleft()
+            for line in wait():
+                print(line)
+            sys.stdout.flush()
+            translated += count
+
     for batch, problems in read_lines(stream, args.batch_size, engine.tokenizer, engine.max_tokens):
         progress.update(len(batch) + len(problems))
         for problem in problems:
@@ -128,14 +160,14 @@ def stream_translations(engine, stream, args):
             if problem.skipped:
                 failed += 1
                 if args.errors == "strict":
+                    print_done(0)  # the lines before the bad one
                     return failed, translated, first
         texts = [text for _, text in batch]
         if texts:
             first = first if first is not None else texts[0]
-            for line in engine.translate(texts, args.num_beams, args.length_penalty):
-                print(line)
-            sys.stdout.flush()
-            translated += len(texts)
+            pending.append((len(texts), engine.submit(texts, args.num_beams, args.length_penalty)))
+            print_done(engine.in_flight - 1)
+    print_done(0)
     return failed, translated, first
 
 

@@ -11,7 +11,13 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from hf_vanilla import VanillaTransformerForConditionalGeneration, sinusoidal_position_encoding
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="the [ctranslate2] extra (ctranslate2) is not installed")
-from hf_vanilla.export_ctranslate2 import CTranslate2Translator, ctranslate2_spec, export_ctranslate2  # noqa: E402
+from hf_vanilla.export_ctranslate2 import (  # noqa: E402
+    CTranslate2Translator,
+    available_cores,
+    ctranslate2_spec,
+    engine_layout,
+    export_ctranslate2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +116,27 @@ def test_cli_export_and_translate_like_the_transformers_engine(trained, tmp_path
     reference = run_module("recipes.translate", "--model", trained["pre-LN"], "--input", inputs)
     assert engine.returncode == 0 and reference.returncode == 0, engine.stderr[-3000:] + reference.stderr[-3000:]
     assert engine.stdout == reference.stdout and engine.stdout.count("\n") == 12
+    # many batches in flight (one sentence each, 3 workers): the same lines, in the input's order
+    spread = run_module("recipes.translate", "--engine", "ctranslate2", "--model", out, "--input", inputs,
+                        "--batch_size", 1, "--workers", 3)
+    assert spread.returncode == 0, spread.stderr[-3000:]
+    assert spread.stdout == reference.stdout
+    assert CTranslate2Translator(out).workers == available_cores()  # the default layout: a worker per core
     int8 = run_module("recipes.export", "--model", trained["pre-LN"], "--output_dir", tmp_path / "int8",
                       "--quantization", "int8")
     assert int8.returncode == 0, int8.stderr[-3000:]
     assert run_module("recipes.translate", "--engine", "ctranslate2", "--model", tmp_path / "int8", "--input",
                       inputs).stdout.count("\n") == 12
+
+
+def test_the_engine_layout_is_a_worker_per_core_unless_told(monkeypatch):
+    import hf_vanilla.export_ctranslate2 as engine
+
+    monkeypatch.setattr(engine, "available_cores", lambda: 4)
+    assert engine_layout() == (4, 1)  # files: a batch per worker, each on one thread (measured fastest)
+    assert engine_layout(workers=2) == (2, 2) and engine_layout(workers=1) == (1, 4)
+    assert engine_layout(threads=3) == (4, 3)
+    assert engine_layout("cuda") == (1, 0)
 
 
 def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
