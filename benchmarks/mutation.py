@@ -79,7 +79,8 @@ def main(argv=None):
     tested = counts["killed"] + counts["survived"] + counts["timeout"]
     by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
     result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], "counts": dict(counts),
-              "mutants_per_module": dict(by_file), "score": (counts["killed"] + counts["timeout"]) / tested if tested else None,
+              "mutants_per_module": dict(by_file),
+              "score": (counts["killed"] + counts["timeout"]) / tested if tested else None,
               "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['timeout']} timed out, "
