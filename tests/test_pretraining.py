@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from hf_vanilla.training.budget import InverseSqrtSchedule
 from hf_vanilla.training.pretraining import MASK_TOKEN, InfillingCollator, chunk_ids, infill
@@ -54,6 +55,19 @@ def test_schedule_is_the_papers_and_keeps_its_warmup_in_checkpoints():
     restored = InverseSqrtSchedule(100)
     torch.optim.lr_scheduler.LambdaLR(optimizer, restored).load_state_dict(state)
     assert restored.warmup_steps == 10
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 3, 4000])
+def test_schedule_equals_the_papers_formula_at_every_edge(warmup):
+    """lr(step) / peak = min(step^-0.5, step * w^-1.5) / w^-0.5, w at least 1 (a warm-up of 0 or 1 starts at the
+    peak on the first step); step 0 gives 0. (Found by the mutation pass: nothing checked a warm-up of 1.)"""
+    schedule, w = InverseSqrtSchedule(warmup), max(1, warmup)
+    assert schedule.warmup_steps == w and schedule(0) == 0.0
+    for step in (1, 2, w - 1, w, w + 1, 4 * w, 10_000):
+        if step < 1:
+            continue
+        paper = min(step**-0.5, step * w**-1.5) / w**-0.5
+        assert schedule(step) == pytest.approx(paper, rel=1e-12), step
 
 
 def test_pretrain_then_classify_and_translate_from_it(tmp_path, translation_csv):
