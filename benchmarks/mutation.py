@@ -18,6 +18,7 @@ mutmut keeps its work in mutants/ and resumes there; delete that folder to start
 import argparse
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -62,7 +63,9 @@ def main(argv=None):
     mutmut = str(MUTMUT) if MUTMUT.is_file() else shutil.which("mutmut")
     where, start = provenance(), time.time()
     names = [] if args.all else (args.names or FOCUS)
-    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT)
+    # one thread per worker: the workers are the parallelism (and torch's thread pool does not survive a fork)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT, env=env)
     minutes = (time.time() - start) / 60
     listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
     outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
