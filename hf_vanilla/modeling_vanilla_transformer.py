@@ -1057,7 +1057,8 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
         batch_size = logits.shape[0]
         if self.config.problem_type == "regression":
             if labels.numel() != batch_size * self.num_labels:
-                raise ValueError(f"labels have shape {tuple(labels.shape)}; regression expects ({batch_size},).")
+                expected = f"({batch_size},)" if self.num_labels == 1 else f"({batch_size}, {self.num_labels})"
+                raise ValueError(f"labels have shape {tuple(labels.shape)}; regression expects {expected}.")
             return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view_as(logits.squeeze(-1)))
         if self.config.problem_type == "single_label_classification":
             if labels.numel() != batch_size:

@@ -59,6 +59,25 @@ def test_regression_loss(batch):
     assert model.config.problem_type == "regression"
 
 
+def test_regression_over_several_outputs_takes_integer_targets(batch):
+    """problem_type "regression" with 2 outputs, integer targets converted to the logits' dtype (found by the
+    mutation pass: only 1 output and float targets were tested)."""
+    model = classifier(num_labels=2, problem_type="regression")
+    labels = torch.tensor([[1, 2], [0, -1], [3, 0]])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits, labels.float()))
+    with pytest.raises(ValueError, match=r"labels have shape \(3,\); regression expects \(3, 2\)"):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels[:, 0])
+
+
+def test_multi_label_takes_integer_targets(batch):
+    model = classifier(num_labels=4, problem_type="multi_label_classification")
+    labels = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 1]])
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    torch.testing.assert_close(out.loss,
+                               torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()))
+
+
 def test_label_outside_num_labels_is_a_clear_error(batch):
     model = classifier(num_labels=2)
     with pytest.raises(ValueError, match=r"labels contain 5, outside \[0, num_labels=2\)"):
