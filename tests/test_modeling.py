@@ -351,3 +351,42 @@ def test_a_layer_variant_is_one_hook_and_trains_saves_and_reloads(tmp_path, monk
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids, labels=ids).logits, loaded(input_ids=ids, labels=ids).logits)
+
+
+def test_the_decoder_never_attends_to_masked_decoder_positions():
+    """Tokens under decoder_attention_mask 0 (left padding) cannot change any other position's output (found by the
+    mutation pass: dropping the decoder's padding mask from the causal mask went unnoticed)."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config())).eval()
+    ids = torch.randint(4, VOCAB, (2, 5), generator=torch.Generator().manual_seed(0))
+    decoder = torch.randint(4, VOCAB, (2, 6), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(decoder)
+    mask[:, :2] = 0  # two pad positions first
+    other = decoder.clone()
+    other[:, :2] = torch.randint(4, VOCAB, (2, 2), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a = model(input_ids=ids, decoder_input_ids=decoder, decoder_attention_mask=mask).logits
+        b = model(input_ids=ids, decoder_input_ids=other, decoder_attention_mask=mask).logits
+    torch.testing.assert_close(a[:, 2:], b[:, 2:])
+    assert not torch.allclose(a[:, :2], b[:, :2])  # the changed tokens themselves did change something
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_each_layer_is_the_papers_residual_formula(norm_first):
+    """pre-LN: h + sublayer(norm(h)); post-LN: norm(h + sublayer(h)), computed by hand from the layer's own parts (a
+    sign or an order changed in the residual was not caught before the mutation pass)."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(norm_first=norm_first))).eval()
+    layer = model.model.encoder.layers[0]
+    h = torch.randn(2, 5, model.config.d_model, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, _ = layer(h)
+
+        def attention(x):
+            return layer.self_attn(x)[0]
+
+        if norm_first:
+            h1 = h + attention(layer.self_attn_layer_norm(h))
+            expected = h1 + layer.feed_forward(layer.ffn_layer_norm(h1))
+        else:
+            h1 = layer.self_attn_layer_norm(h + attention(h))
+            expected = layer.ffn_layer_norm(h1 + layer.feed_forward(h1))
+    torch.testing.assert_close(got, expected)
