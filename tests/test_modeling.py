@@ -390,3 +390,12 @@ def test_each_layer_is_the_papers_residual_formula(norm_first):
             h1 = layer.self_attn_layer_norm(h + attention(h))
             expected = layer.ffn_layer_norm(h1 + layer.feed_forward(h1))
     torch.testing.assert_close(got, expected)
+
+
+def test_a_mask_with_more_than_two_dimensions_is_refused():
+    """(B, S, 1) looks right in its batch and length; the check also needs the 2 dimensions (found by the mutation
+    pass: a check joined with `and` instead of `or` went unnoticed)."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config()))
+    ids = torch.randint(4, VOCAB, (2, 5), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5, 1\) but must be \(batch_size, "):
+        model(input_ids=ids, attention_mask=torch.ones(2, 5, 1, dtype=torch.long), decoder_input_ids=ids)
