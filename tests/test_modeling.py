@@ -399,3 +399,14 @@ def test_a_mask_with_more_than_two_dimensions_is_refused():
     ids = torch.randint(4, VOCAB, (2, 5), generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5, 1\) but must be \(batch_size, "):
         model(input_ids=ids, attention_mask=torch.ones(2, 5, 1, dtype=torch.long), decoder_input_ids=ids)
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_the_embedding_scale_follows_the_config(scale):
+    """sqrt(d_model) times the table with scale_embedding (the paper, section 3.4), the table itself without (found by
+    the mutation pass: scale_embedding False was never checked)."""
+    model = VanillaTransformerForConditionalGeneration(tiny_config(scale_embedding=scale))
+    ids = torch.tensor([[5, 6, 7]])
+    table = model.get_input_embeddings().weight[ids]
+    factor = math.sqrt(model.config.d_model) if scale else 1.0
+    torch.testing.assert_close(model.get_input_embeddings()(ids), table * factor)
