@@ -250,8 +250,8 @@ class CTranslate2Translator:
             raise ValueError(f"{Path(folder) / 'model.bin'} is damaged ({error}): export the model again.") from error
         self.tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
         vocabulary_file = next(Path(folder).glob("*vocabulary.json"))
-        expected = vocabulary(self.tokenizer, len(json.loads(vocabulary_file.read_text(encoding="utf-8"))))
-        if json.loads(vocabulary_file.read_text(encoding="utf-8")) != expected:
+        saved = json.loads(vocabulary_file.read_text(encoding="utf-8"))
+        if saved != vocabulary(self.tokenizer, len(saved)):
             raise ValueError(f"{vocabulary_file} does not match the folder's tokenizer.json (another model's "
                              f"vocabulary, or an edited file): export the model again.")
         with open(Path(folder) / GENERATION_FILE, encoding="utf-8") as handle:

@@ -34,7 +34,7 @@ from hf_vanilla.files import NoSpaceError, OutputFolderRefused, atomic_folder, f
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
 from hf_vanilla.training.batching import TokenBudgetBatchSampler, padded_sizes
-from hf_vanilla.training.checkpoints import list_checkpoints
+from hf_vanilla.training.checkpoints import list_checkpoints, weights_bytes
 from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.policies import (
     PEAK_LEARNING_RATE_HELP,
@@ -135,9 +135,7 @@ class Loop:
         """As much as the newest checkpoint, or before the first, the weights and Adam's moments twice (save_state's
         copy and save_pretrained's)."""
         checkpoints = list_checkpoints(self.output_dir)
-        if checkpoints:
-            return folder_bytes(checkpoints[-1])
-        return 4 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return folder_bytes(checkpoints[-1]) if checkpoints else 4 * weights_bytes(self.model)
 
     def save_checkpoint(self):
         """Write aside, then rename (hf_vanilla.files): a crash mid-save leaves only a hidden partial folder, never a

@@ -9,6 +9,11 @@ from safetensors.torch import load_file
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def weights_bytes(model):
+    """The bytes the model's parameters take as saved (what a checkpoint's weights, or one Adam moment, need)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
 def list_checkpoints(output_dir):
     """The `checkpoint-<step>` folders under `output_dir`, oldest first."""
     folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.match(p.name)]

@@ -28,7 +28,7 @@ from hf_vanilla.files import NoSpaceError, OutputFolderRefused, folder_bytes, re
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
 from .budget import InverseSqrtSchedule, TimeBudget
 from .cards import command_line
-from .checkpoints import list_checkpoints
+from .checkpoints import list_checkpoints, weights_bytes
 from .policies import (
     NonFiniteLossError,
     StopRequest,
@@ -136,16 +136,16 @@ class ReliableTrainerMixin:
             (folder / "training_args.json").write_text(self.args.to_json_string())
 
     def save_model(self, output_dir=None, _internal_call=False):
-        with space_for(output_dir or self.args.output_dir, self._checkpoint_bytes(None) // 3):  # the weights
+        if _internal_call:  # within _save_checkpoint, whose space check covers the whole checkpoint
+            return super().save_model(output_dir, _internal_call)
+        with space_for(output_dir or self.args.output_dir, weights_bytes(self.model)):
             return super().save_model(output_dir, _internal_call)
 
     def _checkpoint_bytes(self, run_dir):
         """What the next checkpoint needs: as much as the newest one, or before the first, the weights and Adam's two
         moments (3 copies of the parameters)."""
-        checkpoints = list_checkpoints(run_dir) if run_dir else []
-        if checkpoints:
-            return folder_bytes(checkpoints[-1])
-        return 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        checkpoints = list_checkpoints(run_dir)
+        return folder_bytes(checkpoints[-1]) if checkpoints else 3 * weights_bytes(self.model)
 
     def _rotate(self, run_dir):
         """Trainer's own rotation (keep save_total_limit, and the best), now that the new checkpoint is in place."""

@@ -11,7 +11,7 @@ from hf_vanilla.files import publish_files, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
 from .cards import card_metadata, command_line, markdown_table, page_examples, write_json, write_model_card
-from .checkpoints import average_checkpoints, list_checkpoints
+from .checkpoints import average_checkpoints, list_checkpoints, weights_bytes
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
@@ -142,7 +142,7 @@ def finish_translation_run(model, run: TranslationRun):
     train_seconds = next((entry["train_runtime"] for entry in reversed(run.log_history) if "train_runtime" in entry),
                          None)  # measured by Trainer (the Accelerate recipe logs none)
     try:  # space for the weights (the tokenizer, card and figure are small beside them); nothing left on a failure
-        with space_for(run.output_dir, sum(p.numel() * p.element_size() for p in model.parameters())):
+        with space_for(run.output_dir, weights_bytes(model)):
             model.save_pretrained(staging)
             run.tokenizer.save_pretrained(staging)
             plot_training_curves(run.log_history, staging / "training_curves.png")
@@ -186,7 +186,7 @@ def write_translation_card(model, run, summary, chosen, folder):
     """README.md in `folder`, describing the model that will live in `run.output_dir`."""
     data_args, output_dir = run.data_args, run.output_dir
     meta = corpus_meta(data_args.corpus, data_args.pair, data_args.cache_dir) if data_args.corpus else None
-    pair = data_args.pair or (f"{data_args.source_lang}-{data_args.target_lang}" if data_args.source_lang else None)
+    pair = "-".join(languages(data_args) or []) or None
     source, target = (pair or "source-target").split("-")
     rows = [[model_name + (" (saved)" if model_name == chosen else ""), split, f"{scores['bleu']:.2f}",
              f"{scores['chrf']:.2f}", len(run.raw[split])]
