@@ -33,7 +33,7 @@ _check_transformers_version()
 
 # Activations the feed-forward layer accepts (names as in `transformers.activations.ACT2FN`).
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "swish", "tanh")
-POOLINGS = ("mean", "first")
+POOLINGS = ("mean", "max", "first")
 
 # Named sizes. `base` and `big` are the paper's table 3; `tiny` and `small` are sized for CPUs.
 PRESETS = {
@@ -79,7 +79,7 @@ class VanillaTransformerConfig(PretrainedConfig):
         init_std (`float`, defaults to 0.02): std of the normal initialiser of linear layers (embeddings use
             d_model**-0.5 so that scaled embeddings have unit variance).
         classifier_dropout (`float`, *optional*): dropout before the classification layer; `None` uses `dropout`.
-        classifier_pooling (`str`, defaults to `"mean"`): `"mean"` over non-padding tokens or `"first"` token.
+        classifier_pooling (`str`, defaults to `"mean"`): `"mean"` or `"max"` over non-padding tokens, or the `"first"` token.
         pad_token_id (`int`, defaults to 0): padding token id.
         bos_token_id (`int`, defaults to 1): beginning-of-sequence token id.
         eos_token_id (`int`, defaults to 2): end-of-sequence token id.

@@ -962,7 +962,7 @@ class VanillaTransformerForConditionalGeneration(VanillaTransformerPreTrainedMod
 
 
 class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedModel):
-    """The encoder, mean (or first-token) pooling over non-padding tokens, dropout and a linear classifier.
+    """The encoder, mean (or max, or first-token) pooling over non-padding tokens, dropout and a linear classifier.
 
     Its parameter names match the encoder of `VanillaTransformerForConditionalGeneration`, so `from_pretrained` on a
     translation model's folder starts the classifier from that model's encoder (the decoder is left out).
@@ -1020,6 +1020,11 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
         hidden_states = outputs.last_hidden_state  # (B, S, d)
         if self.config.classifier_pooling == "first":
             pooled = hidden_states[:, 0]
+        elif self.config.classifier_pooling == "max":  # the largest value of each feature over the tokens
+            if attention_mask is not None:
+                padding = attention_mask.unsqueeze(-1) == 0  # (B, S, 1)
+                hidden_states = hidden_states.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
+            pooled = hidden_states.amax(dim=1)
         elif attention_mask is None:
             pooled = hidden_states.mean(dim=1)
         else:

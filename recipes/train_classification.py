@@ -59,7 +59,7 @@ class ClassificationArguments:
         default=None, metadata={"help": "A saved translation (or classification) model folder: its encoder, "
                                         "embedding and tokenizer start the classifier."}
     )
-    classifier_pooling: str = field(default="mean", metadata={"help": "mean (over non-padding tokens) or first."})
+    classifier_pooling: str = field(default="mean", metadata={"help": "mean or max (over non-padding tokens), or first."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation rows."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use at most this many test rows."})

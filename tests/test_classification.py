@@ -17,7 +17,7 @@ def classifier(**overrides):
     return scrambled(VanillaTransformerForSequenceClassification(tiny_config(**overrides)), std=0.1)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "first"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "first"])
 def test_logits_unchanged_by_extra_padding(pooling, batch):
     model = classifier(num_labels=3, classifier_pooling=pooling)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -33,6 +33,16 @@ def test_mean_pooling_averages_only_real_tokens(batch):
     row = 2  # three real tokens
     expected = model.classifier(hidden[row, :3].mean(0))
     torch.testing.assert_close(out.logits[row], expected)
+
+
+def test_max_pooling_takes_the_largest_value_over_real_tokens_only(batch):
+    model = classifier(num_labels=2, classifier_pooling="max")
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    hidden = out.hidden_states[-1]
+    row = 2  # three real tokens
+    expected = model.classifier(hidden[row, :3].amax(0))
+    torch.testing.assert_close(out.logits[row], expected)
+    assert not torch.allclose(hidden[row, :3].amax(0), hidden[row].amax(0))  # the padding would have changed it
 
 
 def test_single_label_loss_and_problem_type(batch):

@@ -57,7 +57,7 @@ def test_unknown_preset():
         (dict(activation_dropout=2), r"activation_dropout must be a probability in \[0, 1\), got 2"),
         (dict(classifier_dropout=1.5), r"classifier_dropout must be a probability in \[0, 1\), got 1.5"),
         (dict(activation_function="softmax"), r"activation_function='softmax' is unknown: choose one of relu"),
-        (dict(classifier_pooling="max"), r"classifier_pooling='max' is unknown: choose one of mean, first"),
+        (dict(classifier_pooling="sum"), r"classifier_pooling='sum' is unknown: choose one of mean, max, first"),
         (dict(vocab_size=10, pad_token_id=10), r"pad_token_id=10 is outside the vocabulary.*vocab_size=10"),
         (dict(vocab_size=10, eos_token_id=-1), r"eos_token_id=-1 is outside the vocabulary"),
         (dict(vocab_size=10, bos_token_id=12), r"bos_token_id=12 is outside the vocabulary"),

@@ -126,8 +126,8 @@ CATALOGUE = [
      ValueError, r"activation_function='softmax' is unknown: choose one of relu"),
     ("config-special-id", "pad id outside the vocabulary", lambda f: tiny(pad_token_id=VOCAB),
      ValueError, rf"pad_token_id={VOCAB} is outside the vocabulary.*vocab_size={VOCAB}"),
-    ("config-pooling", "unknown pooling", lambda f: tiny(classifier_pooling="max"),
-     ValueError, r"classifier_pooling='max' is unknown: choose one of mean, first"),
+    ("config-pooling", "unknown pooling", lambda f: tiny(classifier_pooling="sum"),
+     ValueError, r"classifier_pooling='sum' is unknown: choose one of mean, max, first"),
     ("config-preset", "unknown preset", lambda f: VanillaTransformerConfig.from_preset("huge"),
      ValueError, r"Unknown preset 'huge'.*tiny, small, base, big"),
     # tensors

@@ -34,7 +34,7 @@ configs = st.fixed_dictionaries({
     "max_position_embeddings": st.integers(1, 12),
     "norm_first": st.booleans(),
     "attn_implementation": st.sampled_from(["eager", "sdpa"]),
-    "classifier_pooling": st.sampled_from(["mean", "first"]),
+    "classifier_pooling": st.sampled_from(["mean", "max", "first"]),
 })
 
 
