@@ -5,6 +5,7 @@
     python benchmarks/speed.py --device cuda --dtype bfloat16
     python benchmarks/speed.py --skip_ctranslate2      # without the CTranslate2 rows
     python benchmarks/speed.py --compile               # also torch.compile'd training, static-cache compiled generate
+    python benchmarks/speed.py --cli                   # the translate command line end to end (benchmarks/cli_speed.py)
 
 Shared machines drift, so the three models are measured in one run, in alternation (A B C A B C ...), and the
 medians are compared: the ratios hf_vanilla / Marian are what to read, not the absolute numbers. Measured:
@@ -496,6 +497,10 @@ def print_engines(dims_name, result):
 
 
 def main():
+    if "--cli" in sys.argv[1:]:  # the command line end to end: its own script, its own flags
+        import cli_speed
+
+        return cli_speed.main([a for a in sys.argv[1:] if a != "--cli"])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", choices=list(DIMS) + ["all"], default="all")
     parser.add_argument("--device", default="cpu")

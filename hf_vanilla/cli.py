@@ -77,14 +77,45 @@ def argument_problems(*namespaces):
     return problems
 
 
+def launched_on_cpus():
+    """True in one of several processes a launcher started (torchrun, accelerate launch: WORLD_SIZE > 1) on a machine
+    with no GPU. Accelerate (and so Trainer) joins such a run only when told it is a CPU run; otherwise every process
+    trains alone as process 0, and they fight over the output folder."""
+    import os
+
+    import torch
+
+    has_gpu = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_gpu
+
+
+def sharding_problems(namespaces):
+    """FSDP asked of Trainer where it would not happen: Accelerate shards on GPUs only, so on CPU processes Trainer's
+    `--fsdp` (or an Accelerate FSDP config) would quietly run plain data parallelism."""
+    import os
+
+    trainer_arguments = [namespace for namespace in namespaces if hasattr(namespace, "eval_strategy")]
+    asked = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" or any(
+        getattr(namespace, "fsdp", None) for namespace in trainer_arguments)
+    if not trainer_arguments or not asked or not launched_on_cpus():
+        return []
+    return ["--fsdp: Trainer shards only on GPUs (Accelerate's FSDP); on CPU processes it would quietly run plain "
+            "data parallelism. Shard on CPUs with: torchrun --nproc_per_node N -m recipes.train_translation_accelerate "
+            "--fsdp True"]
+
+
 def parse_arguments(parser, argv):
     """HfArgumentParser's dataclasses, with the arguments' own validation errors and every number out of range
     (`RANGES`) reported as usage errors (exit 2) before any work."""
+    if launched_on_cpus():  # what `accelerate launch --cpu` sets: every process joins one gloo run
+        import os
+
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     try:
         parsed = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:
         parser.error(str(error))
-    problems = argument_problems(*parsed)
+    problems = argument_problems(*parsed) + sharding_problems(parsed)
     if problems:
         parser.error("; ".join(problems))
     return parsed

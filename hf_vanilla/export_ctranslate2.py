@@ -19,7 +19,7 @@ import torch
 
 from .configuration_vanilla_transformer import VanillaTransformerConfig
 from .files import atomic_folder, check_output_folder, space_for
-from .inference import GENERATION_FILE, decoding_settings, load_tokenizer, output_length_limit
+from .inference import GENERATION_FILE, decoding_settings, load_tokenizer, output_length_limit, readable_tokens
 from .loading_vanilla_transformer import check_model_folder
 from .modeling_vanilla_transformer import VanillaTransformerForConditionalGeneration
 
@@ -30,8 +30,9 @@ QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16
 # files of a saved tokenizer that travel with the engine's folder, and the decoding settings
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # what an export writes: only a folder holding nothing else may be replaced by --overwrite_output_dir
+RUN_FACTS = "results.json"  # the training run's languages and validation examples, for the page (recipes.serve)
 EXPORT_FILES = ("model.bin", "config.json", "*vocabulary.json", "*vocabulary.txt", "generation_config.json",
-                *TOKENIZER_FILES)
+                RUN_FACTS, *TOKENIZER_FILES)
 
 
 def _ctranslate2():
@@ -113,6 +114,7 @@ def ctranslate2_spec(model: VanillaTransformerForConditionalGeneration, tokens: 
         config.num_attention_heads,
         pre_norm=config.norm_first,  # post-LN (the paper's) has no final LayerNorm in either engine
         activation=getattr(common_spec.Activation, _ACTIVATIONS[config.activation_function]),
+        alignment_heads=0,  # attention returned (the page's heatmap): the last layer's, averaged over all heads
     )
     encoder, decoder = model.model.encoder, model.model.decoder
     _stack(spec.encoder, encoder, spec.encoder.embeddings[0])
@@ -188,7 +190,26 @@ def export_ctranslate2(model_dir, output_dir, quantization=None, overwrite=False
         with open(staging / GENERATION_FILE, "w", encoding="utf-8") as handle:
             json.dump({**generation, "max_position_embeddings": model.config.max_position_embeddings}, handle,
                       indent=2)
+        facts = run_facts(model_dir)
+        if facts:
+            (staging / RUN_FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
     return output_dir
+
+
+def run_facts(folder):
+    """What a training run saved about itself for the page (results.json's languages and validation examples), or
+    {} where there is none or it is damaged: only the page's extras come from it."""
+    path = Path(folder) / RUN_FACTS
+    try:
+        facts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(facts, dict):
+        return {}
+    languages = facts.get("languages")
+    examples = [text for text in facts.get("examples") or [] if isinstance(text, str)]
+    return {**({"languages": languages} if isinstance(languages, list) and len(languages) == 2 else {}),
+            **({"examples": examples} if examples else {})}
 
 
 def check_engine_folder(folder):
@@ -276,6 +297,23 @@ class CTranslate2Translator:
             return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
 
         return (lambda: ids([result.result() for result in results])) if asynchronous else ids(results)
+
+    def cross_attention(self, text, num_beams=None, length_penalty=None):
+        """As `hf_vanilla.inference.cross_attention`, from the engine: (translation, weights (output tokens, source
+        tokens), source tokens, output tokens). The weights are what the engine returns with the translation: the last
+        decoder layer's cross-attention, averaged over heads (for folders exported before the page could serve an
+        engine: its first head)."""
+        ids = self.tokenizer([text], truncation=True, max_length=self.max_positions - 1)["input_ids"][0]
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        result = self.translator.translate_batch(
+            [tokens], beam_size=num_beams or self.settings["num_beams"],
+            length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
+            max_decoding_length=output_length_limit(len(tokens), self.max_positions),
+            max_input_length=self.max_positions - 1, return_attention=True)[0]
+        output = self.tokenizer.convert_tokens_to_ids(result.hypotheses[0])
+        weights = np.asarray(result.attention[0], dtype=np.float32)[: len(output)]  # (output tokens, source tokens)
+        translation = self.tokenizer.decode(output, skip_special_tokens=True).strip()
+        return translation, weights, readable_tokens(self.tokenizer, ids), readable_tokens(self.tokenizer, output)
 
     @property
     def workers(self):

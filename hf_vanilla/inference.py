@@ -202,8 +202,11 @@ def cross_attention(model, tokenizer, text, num_beams=None, length_penalty=None)
                                                            model.config.max_position_embeddings) + 1)
     attentions = model(**batch, decoder_input_ids=output[:, :-1], output_attentions=True).cross_attentions
     weights = attentions[-1][0].mean(0).float().cpu()  # last layer, mean over heads: (output tokens, source tokens)
-    # each token as the text it stands for (byte-level pieces decoded), a leading space shown as "\u2581"
-    readable = [tokenizer.decode([i]).replace(" ", "\u2581") for i in batch["input_ids"][0].tolist()]
-    produced = [tokenizer.decode([i]).replace(" ", "\u2581") for i in output[0, 1:].tolist()]
     translation = tokenizer.decode(output[0], skip_special_tokens=True).strip()
-    return translation, weights, readable, produced
+    return (translation, weights.numpy(), readable_tokens(tokenizer, batch["input_ids"][0].tolist()),
+            readable_tokens(tokenizer, output[0, 1:].tolist()))
+
+
+def readable_tokens(tokenizer, ids):
+    """Each token as the text it stands for (byte-level pieces decoded), a leading space shown as "\u2581"."""
+    return [tokenizer.decode([i]).replace(" ", "\u2581") for i in ids]

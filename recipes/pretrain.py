@@ -15,7 +15,7 @@ of --vocabulary_pairs, so that a translator started from this model has words fo
 
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -31,6 +31,7 @@ from hf_vanilla.training.policies import (
     PEAK_LEARNING_RATE_HELP,
     RESUME_WITH_CHANGES_HELP,
     OutputFolderError,
+    main_process_first,
     paper_peak_learning_rate,
     record_or_check_run,
     text_fingerprint,
@@ -42,8 +43,9 @@ from hf_vanilla.training.pretraining import (
     english_training_texts,
     read_text_files,
 )
-from hf_vanilla.training.tokenizer import fit_to_model, train_bpe_tokenizer
+from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
+from hf_vanilla.training.translation import run_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,8 @@ def main(argv=None):
 
 def train(model_args, _, args, training_args):
     try:
-        sources, vocabulary_only = load_text(args)
+        with main_process_first():  # the main process fetches the corpora into the cache; the others read them
+            sources, vocabulary_only = load_text(args)
     except (CorpusError, ValueError, FileNotFoundError) as error:
         return report(error)
     texts = [text for _, source_texts in sources.values() for text in source_texts]
@@ -164,15 +167,9 @@ def train(model_args, _, args, training_args):
     interrupt = SaveOnInterrupt()
     set_seed(training_args.seed)
 
-    if resuming:
-        from hf_vanilla.inference import load_tokenizer
-
-        tokenizer = load_tokenizer(output_dir, trust_remote_code=False)  # this run's own
-    else:
-        print(f"training a BPE vocabulary of {model_args.vocab_size} tokens", file=sys.stderr)
-        tokenizer = train_bpe_tokenizer(texts + vocabulary_only, vocab_size=model_args.vocab_size,
-                                        mask_token=MASK_TOKEN)
-        tokenizer.save_pretrained(output_dir)
+    # this run's own when resuming; else trained (by the main process only) and saved in output_dir
+    tokenizer = run_tokenizer(replace(model_args, tokenizer_name=None, model_name_or_path=None),
+                              texts + vocabulary_only, output_dir, resuming, mask_token=MASK_TOKEN)
     data = tokenized_pieces(tokenizer, texts, model_args.max_source_length, args.validation_share)
     model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
     fit_to_model(tokenizer, model)
@@ -189,10 +186,10 @@ def train(model_args, _, args, training_args):
     status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
     if status is not None:
         return status
+    loss = trainer.evaluate()["eval_loss"]  # every process takes part (the held-out pieces are split over them)
+    trainer.save_model(output_dir)
     if not trainer.is_world_process_zero():
         return 0
-    loss = trainer.evaluate()["eval_loss"]
-    trainer.save_model(output_dir)
     results = {"steps": trainer.state.global_step, "validation_loss": loss,
                "pieces": {"train": len(data["train"]), "validation": len(data["validation"])}}
     write_json(Path(output_dir) / "results.json", results)

@@ -3,9 +3,11 @@ classify (with every label's score). Needs the `[web]` extra (Gradio).
 
     python -m recipes.serve --model outputs/demo                  # then open http://127.0.0.1:7860
     python -m recipes.serve --model outputs/classification --port 8080
+    python -m recipes.serve --engine ctranslate2 --model outputs/demo-ct2  # a folder from recipes.export
 
 The kind of page follows the folder: a sequence-classification model gets the classifier page, any other seq2seq
-folder (hf_vanilla, or HF Marian) the translation page.
+folder (hf_vanilla, or HF Marian) the translation page. With `--engine ctranslate2` ([ctranslate2] extra) an exported
+folder serves the same translation page, heatmap included (the engine returns the attention with the translation).
 """
 
 import errno
@@ -21,6 +23,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassificati
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
 from hf_vanilla.cli import parse_arguments, report
+from hf_vanilla.export_ctranslate2 import run_facts as engine_run_facts
 from hf_vanilla.inference import cross_attention, decoding_settings, load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 
@@ -33,10 +36,15 @@ class ServeArguments:
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0: every interface)."})
     port: int = field(default=7860, metadata={"help": "Port to listen on."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the folder's own modeling code."})
+    engine: str = field(default="transformers", metadata={
+        "help": "transformers (any saved folder), or ctranslate2 (a folder written by recipes.export --format "
+                "ctranslate2; [ctranslate2] extra)."})
 
     def __post_init__(self):
         if not 0 < self.port < 65536:
             raise ValueError(f"--port {self.port} is not a port number (1 to 65535).")
+        if self.engine not in ("transformers", "ctranslate2"):
+            raise ValueError(f"--engine {self.engine!r}: choose transformers or ctranslate2.")
 
 
 def is_classifier(folder):
@@ -46,15 +54,8 @@ def is_classifier(folder):
 
 def run_facts(folder):
     """What the training run saved about itself (results.json): its languages and a few validation texts."""
-    path = Path(folder) / "results.json"
-    try:
-        facts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (ValueError, UnicodeDecodeError):
-        facts = {}  # only the page's extras come from here: a damaged file means a page without them
-    facts = facts if isinstance(facts, dict) else {}
-    examples = [text for text in facts.get("examples") or [] if isinstance(text, str)]
-    languages = facts.get("languages")
-    return (languages if isinstance(languages, list) and len(languages) == 2 else None), examples
+    facts = engine_run_facts(folder)
+    return facts.get("languages"), facts.get("examples", [])
 
 
 def checked_text(gr, text):
@@ -67,7 +68,9 @@ def checked_text(gr, text):
     return text
 
 
-def translation_page(gr, model, tokenizer, folder):
+def translation_page(gr, translate, tokenizer, max_positions, folder):
+    """`translate(text, num_beams, length_penalty)` gives (translation, weights, source tokens, output tokens), from
+    the transformers model or the CTranslate2 engine."""
     from PIL import Image
 
     from hf_vanilla.training.plots import plot_attention
@@ -79,11 +82,10 @@ def translation_page(gr, model, tokenizer, folder):
     def run(text, num_beams, length_penalty):
         text = checked_text(gr, text)
         length = len(tokenizer(text)["input_ids"])
-        limit = model.config.max_position_embeddings - 1
-        translation, weights, source, target = cross_attention(model, tokenizer, text, int(num_beams),
-                                                               float(length_penalty))
+        limit = max_positions - 1
+        translation, weights, source, target = translate(text, int(num_beams), float(length_penalty))
         png = io.BytesIO()  # drawn in memory: no file per request left behind
-        plot_attention(weights.numpy(), source, target, png, title="cross-attention (last layer, mean of heads)")
+        plot_attention(weights, source, target, png, title="cross-attention (last layer, mean of heads)")
         note = f"The input has {length} tokens and was cut to the model's {limit}." if length > limit else ""
         return translation, Image.open(png), note
 
@@ -136,17 +138,27 @@ def classification_page(gr, model, tokenizer, folder):
     return page
 
 
-def build_page(folder, trust_remote_code=False):
+def build_page(folder, trust_remote_code=False, engine="transformers"):
     """The Gradio page for a saved folder (raises FileNotFoundError/ValueError for a folder that cannot be used)."""
     import gradio as gr
 
+    if engine == "ctranslate2":
+        from hf_vanilla.export_ctranslate2 import CTranslate2Translator
+
+        translator = CTranslate2Translator(folder, trust_remote_code=trust_remote_code)
+        return translation_page(gr, translator.cross_attention, translator.tokenizer, translator.max_positions,
+                                folder)
     check_model_folder(folder, model_type=None)
     tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
     if is_classifier(folder):
         model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
         return classification_page(gr, model.eval(), tokenizer, folder)
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    return translation_page(gr, model.eval(), tokenizer, folder)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=trust_remote_code).eval()
+
+    def translate(text, num_beams, length_penalty):
+        return cross_attention(model, tokenizer, text, num_beams, length_penalty)
+
+    return translation_page(gr, translate, tokenizer, model.config.max_position_embeddings, folder)
 
 
 def port_problem(host, port):
@@ -171,10 +183,12 @@ def main(argv=None):
     if problem:
         return report(problem, "port")
     try:
-        page = build_page(args.model, args.trust_remote_code)
+        page = build_page(args.model, args.trust_remote_code, args.engine)
+    except ImportError as error:  # --engine ctranslate2 without its extra
+        return report(f"{error}", "engine")
     except (FileNotFoundError, ValueError) as error:
         return report(error, "model")
-    print(f"serving {args.model} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    print(f"serving {args.model} ({args.engine}) on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     page.launch(server_name=args.host, server_port=args.port, share=False, show_error=True)
     return 0
 

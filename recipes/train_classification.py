@@ -177,6 +177,8 @@ def train(model_args, data_args, args, training_args):
 
     scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
     trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
+    if not trainer.is_world_process_zero():  # the results and card are written once
+        return 0
     write_json(Path(training_args.output_dir) / "results.json",
                {**scores, "examples": page_examples(raw["validation"]["text"])})
     write_classification_card(model, data_args, args, raw, scores, training_args.output_dir)

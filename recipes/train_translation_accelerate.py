@@ -8,12 +8,16 @@ The paper batches ~25,000 source + 25,000 target tokens over 8 GPUs; here a batc
 tokens per process (source + target, 4096 by default, scaled to a CPU), and --gradient_accumulation_steps multiplies
 it. Everything else is the Seq2SeqTrainer recipe's (`recipes.train_translation`): the same optimiser, schedule,
 label smoothing, checkpoint averaging, evaluation and output folder (hf_vanilla.training holds what they share).
-Multi-GPU, FSDP or DeepSpeed come from Accelerate's own config (`accelerate config`); this file has no distributed
-code of its own.
+Multi-GPU, FSDP or DeepSpeed come from Accelerate's own config (`accelerate config`). On CPU processes, where
+Accelerate does not shard, `--fsdp True` (or an Accelerate FSDP config) shards with torch's FSDP2
+(hf_vanilla.training.sharding):
+
+    torchrun --nproc_per_node 2 -m recipes.train_translation_accelerate --fsdp True --max_steps 100
 """
 
 import json
 import logging
+import os
 import shutil
 import sys
 from contextlib import nullcontext
@@ -43,10 +47,12 @@ from hf_vanilla.training.policies import (
     StopRequest,
     check_finite_loss,
     claim_output_dir,
+    main_process_first,
     paper_peak_learning_rate,
     record_or_check_run,
     run_inputs,
 )
+from hf_vanilla.training.sharding import is_sharded, local_fraction, shard, unsharded_copy
 from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import resume_hint
 from hf_vanilla.training.translation import (
@@ -80,6 +86,9 @@ class LoopArguments:
     torch_compile: bool = field(default=False, metadata={"help": "Compile the model's forward (torch.compile)."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint-<step> folder."})
     per_device_eval_batch_size: int = field(default=64)
+    fsdp: bool = field(default=False, metadata={
+        "help": "Shard parameters, gradients and Adam's moments over the processes (torch FSDP2, one unit per layer) "
+                "where Accelerate does not: CPU processes. On GPUs, use an Accelerate FSDP config."})
 
     def __post_init__(self):
         for name in ("max_tokens", "gradient_accumulation_steps", "save_steps", "logging_steps"):
@@ -88,6 +97,11 @@ class LoopArguments:
         if self.resume_from_checkpoint and not (Path(self.resume_from_checkpoint) / "loop_state.json").is_file():
             raise ValueError(f"--resume_from_checkpoint {self.resume_from_checkpoint} is not a checkpoint of this "
                              f"recipe (no loop_state.json): give one of the checkpoint-<step> folders it wrote.")
+        if self.resume_from_checkpoint and (self.fsdp or not json.loads(
+                (Path(self.resume_from_checkpoint) / "loop_state.json").read_text()).get("resumable", True)):
+            raise ValueError("--resume_from_checkpoint: a sharded (--fsdp) run cannot be resumed yet: its checkpoints "
+                             "hold the full model (to average and load), not each process's optimiser shard. Start "
+                             "from the checkpoint's weights with --model_name_or_path CHECKPOINT instead.")
 
 
 class Loop:
@@ -99,6 +113,7 @@ class Loop:
         self.output_dir = Path(loop_args.output_dir)
         self.step, self.log_history = 0, []
         self.running, self.counted = 0.0, 0
+        self.sharded = is_sharded(model)
 
     def resume(self, checkpoint):
         self.accelerator.load_state(checkpoint)
@@ -135,7 +150,8 @@ class Loop:
         """As much as the newest checkpoint, or before the first, the weights and Adam's moments twice (save_state's
         copy and save_pretrained's)."""
         checkpoints = list_checkpoints(self.output_dir)
-        return folder_bytes(checkpoints[-1]) if checkpoints else 4 * weights_bytes(self.model)
+        return folder_bytes(checkpoints[-1]) if checkpoints else 4 * weights_bytes(self.model) * (
+            self.accelerator.num_processes if self.sharded else 1)  # a sharded model's bytes are this process's
 
     def save_checkpoint(self):
         """Write aside, then rename (hf_vanilla.files): a crash mid-save leaves only a hidden partial folder, never a
@@ -145,14 +161,17 @@ class Loop:
         writing = atomic_folder(folder, staging_name=staging_name) if accelerator.is_main_process else nullcontext()
         with writing, space_for(folder, self.checkpoint_bytes()):
             accelerator.wait_for_everyone()
-            # model, optimiser, scheduler, RNG states of every process
-            accelerator.save_state(str(self.output_dir / staging_name))
+            if self.sharded:  # the full weights only (gathered from every process): not resumable
+                model = unsharded_copy(self.model, accelerator.is_main_process)
+            else:  # model, optimiser, scheduler, RNG states of every process
+                accelerator.save_state(str(self.output_dir / staging_name))
+                model = accelerator.unwrap_model(self.model)
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 staging = self.output_dir / staging_name
-                accelerator.unwrap_model(self.model).save_pretrained(staging)  # a loadable folder, for averaging
-                (staging / "loop_state.json").write_text(json.dumps({"step": self.step,
-                                                                     "log_history": self.log_history}))
+                model.save_pretrained(staging)  # a loadable folder, for averaging
+                (staging / "loop_state.json").write_text(json.dumps({
+                    "step": self.step, "log_history": self.log_history, "resumable": not self.sharded}))
         if accelerator.is_main_process:
             for old in list_checkpoints(self.output_dir)[: -self.keep_last]:
                 atomic_remove(old)
@@ -170,24 +189,21 @@ def atomic_remove(folder):
 def build(model_args, data_args, args, loop_args, accelerator):
     """Data, tokenizer (the main process fetches and trains first, the others read its results), model."""
     output_dir = Path(loop_args.output_dir)
-    with accelerator.main_process_first():
-        try:
-            raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples,
-                                 args.max_predict_samples)
-        except (CorpusError, ValueError, FileNotFoundError) as error:
-            raise SystemExit(report(error)) from None
-        resuming = bool(loop_args.resume_from_checkpoint)
-        if accelerator.is_main_process:
-            try:  # a resumed run must train on what its checkpoint was trained on
-                record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]),
-                                    resuming, args, loop_args)
-            except OutputFolderError as error:
-                raise SystemExit(report(error, "resume_from_checkpoint")) from None
-            tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]),
-                                      output_dir, resuming)
-        else:
-            model_args.tokenizer_name = model_args.tokenizer_name or model_args.model_name_or_path or str(output_dir)
-            tokenizer = run_tokenizer(model_args)
+    try:  # the main process fetches first (hf_vanilla.training.policies.main_process_first)
+        raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
+    except (CorpusError, ValueError, FileNotFoundError) as error:
+        raise SystemExit(report(error)) from None
+    resuming = bool(loop_args.resume_from_checkpoint)
+    if accelerator.is_main_process:
+        try:  # a resumed run must train on what its checkpoint was trained on
+            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]),
+                                resuming, args, loop_args)
+        except OutputFolderError as error:
+            raise SystemExit(report(error, "resume_from_checkpoint")) from None
+    # trained and saved by the main process, read by the others
+    tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir,
+                              resuming)
+    with main_process_first():  # one process writes the tokenized cache, the others read it
         train = raw["train"].map(
             translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length),
             batched=True, remove_columns=raw["train"].column_names, desc="tokenizing",
@@ -210,12 +226,25 @@ def make_accelerator(loop_args):
                        mixed_precision=mixed_precision, cpu=not has_accelerator)
 
 
+def wants_sharding(loop_args, accelerator):
+    """--fsdp, or an Accelerate FSDP config that Accelerate itself did not act on (CPU processes)."""
+    from accelerate.utils import DistributedType
+
+    configured = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return False  # Accelerate shards (GPUs)
+    return (loop_args.fsdp or configured) and accelerator.num_processes > 1
+
+
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, LoopArguments),
                               description=__doc__)
     model_args, data_args, args, loop_args = parse_arguments(parser, argv)
     data_args.default_to("libreoffice-help", "en-fr")
     accelerator = make_accelerator(loop_args)
+    if loop_args.fsdp and accelerator.num_processes == 1:
+        parser.error("--fsdp True: sharding needs several processes; launch with torchrun --nproc_per_node N (or "
+                     "accelerate launch --num_processes N)")
     logging.basicConfig(format=f"%(asctime)s rank {accelerator.process_index} %(levelname)s: %(message)s",
                         level=logging.INFO if accelerator.is_main_process else logging.WARNING)
     transformers.utils.logging.set_verbosity_warning()
@@ -251,6 +280,10 @@ def train(model_args, data_args, args, loop_args, accelerator):
     loader = DataLoader(train_data.remove_columns("length"), collate_fn=DataCollatorForSeq2Seq(tokenizer, model=model),
                         batch_sampler=TokenBudgetBatchSampler(lengths, loop_args.max_tokens, loop_args.seed),
                         generator=torch.Generator().manual_seed(loop_args.seed))
+    if wants_sharding(loop_args, accelerator):
+        shard(model)  # before the optimiser is built: it must hold the shards, not the full parameters
+        print(f"rank {accelerator.process_index} holds {100 * local_fraction(model):.0f}% of the parameters (FSDP2)",
+              flush=True)
     if loop_args.torch_compile:
         model.compile()  # in place: parameter names, saving and unwrapping stay as they are
     # fused: one kernel for the whole update, on GPUs (on CPU the default multi-tensor Adam is as fast)
@@ -258,7 +291,10 @@ def train(model_args, data_args, args, loop_args, accelerator):
                                  fused=accelerator.device.type == "cuda")
     scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop_args.warmup_steps)
     # prepared, the scheduler is saved by save_state with the optimiser (a tensor file: no pickle to load back)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if is_sharded(model):  # sharded by FSDP2 already: Accelerate must not wrap it in DDP as well
+        optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
+    else:
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     loop = Loop(accelerator, model, optimizer, scheduler, loop_args, keep_last=max(args.average_last_n, 1))
     if loop_args.resume_from_checkpoint:
         loop.resume(loop_args.resume_from_checkpoint)
@@ -277,8 +313,9 @@ def train(model_args, data_args, args, loop_args, accelerator):
 
     logger.info("rank %d finished training at step %d", accelerator.process_index, loop.step)
     accelerator.wait_for_everyone()
+    final = (unsharded_copy(model, accelerator.is_main_process) if loop.sharded else accelerator.unwrap_model(model))
     if accelerator.is_main_process:
-        finish_translation_run(accelerator.unwrap_model(model), TranslationRun(
+        finish_translation_run(final, TranslationRun(
             tokenizer, raw, data_args, model_args, args, loop_args.output_dir, loop.log_history,
             loop_args.per_device_eval_batch_size, training_summary(loop, learning_rate), loop.step))
     accelerator.wait_for_everyone()

@@ -52,8 +52,6 @@ class TranslateArguments:
     def __post_init__(self):
         if self.engine not in ("transformers", "ctranslate2"):
             raise ValueError(f"--engine {self.engine!r}: choose transformers or ctranslate2.")
-        if self.engine == "ctranslate2" and self.plot_attention:
-            raise ValueError("--plot_attention needs --engine transformers (CTranslate2 returns no attention).")
         if self.errors not in ("skip", "strict"):
             raise ValueError(f"--errors {self.errors!r}: choose skip or strict.")
         if self.batch_size < 1 or (self.num_beams is not None and self.num_beams < 1):
@@ -65,12 +63,12 @@ class TranslateArguments:
             raise ValueError("--workers and --threads are for --engine ctranslate2.")
 
 
-def attention_heatmap(model, tokenizer, sentence, path, num_beams):
-    """Generate the translation of `sentence`, then draw the cross-attention each output token paid to the source."""
+def attention_heatmap(engine, sentence, path, num_beams):
+    """Translate `sentence`, then draw the cross-attention each output token paid to the source (either engine)."""
     from hf_vanilla.training.plots import plot_attention
 
-    _, weights, source, target = cross_attention(model, tokenizer, sentence, num_beams)
-    plot_attention(weights.numpy(), source, target, path, title="cross-attention (last layer, mean of heads)")
+    _, weights, source, target = engine.cross_attention(sentence, num_beams)
+    plot_attention(weights, source, target, path, title="cross-attention (last layer, mean of heads)")
 
 
 class TransformersEngine:
@@ -85,6 +83,9 @@ class TransformersEngine:
         self.settings = decoding_settings(args.model)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
         self.max_tokens = self.model.config.max_position_embeddings - 1
+
+    def cross_attention(self, text, num_beams=None, length_penalty=None):
+        return cross_attention(self.model, self.tokenizer, text, num_beams, length_penalty)
 
     def submit(self, texts, num_beams, length_penalty):
         translations = translate(self.model, self.tokenizer, texts, len(texts), num_beams or self.settings["num_beams"],
@@ -104,6 +105,9 @@ class CTranslate2Engine:
                                                 inter_threads=args.workers, intra_threads=args.threads)
         self.tokenizer, self.max_tokens = self.translator.tokenizer, self.translator.max_positions - 1
         self.in_flight = self.translator.workers + 1  # one more than the workers, so that none waits for work
+
+    def cross_attention(self, text, num_beams=None, length_penalty=None):
+        return self.translator.cross_attention(text, num_beams, length_penalty)
 
     def submit(self, texts, num_beams, length_penalty):
         return self.translator.submit(texts, num_beams, length_penalty)
@@ -127,7 +131,7 @@ def main(argv=None):
         print("error: no sentences to translate (empty input)", file=sys.stderr)
         return 2
     if args.plot_attention and first is not None:
-        attention_heatmap(engine.model, engine.tokenizer, first, args.plot_attention, args.num_beams)
+        attention_heatmap(engine, first, args.plot_attention, args.num_beams)
         print(f"attention of the first sentence drawn in {args.plot_attention}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import scrambled, tiny_config, toy_translation_pairs, write_translation_csv
@@ -127,6 +128,31 @@ def test_cli_export_and_translate_like_the_transformers_engine(trained, tmp_path
     assert int8.returncode == 0, int8.stderr[-3000:]
     assert run_module("recipes.translate", "--engine", "ctranslate2", "--model", tmp_path / "int8", "--input",
                       inputs).stdout.count("\n") == 12
+
+
+def test_the_engines_attention_is_the_models_and_the_cli_draws_it(trained, tmp_path):
+    """The heatmap served from an engine folder shows what the transformers model shows: the last layer's
+    cross-attention averaged over heads, row for row of the output."""
+    from hf_vanilla.inference import cross_attention
+
+    out = tmp_path / "ct2"
+    export_ctranslate2(trained["pre-LN"], out)
+    engine = CTranslate2Translator(out)
+    model = AutoModelForSeq2SeqLM.from_pretrained(trained["pre-LN"])
+    tokenizer = AutoTokenizer.from_pretrained(trained["pre-LN"])
+    for sentence in sentences()[:3]:
+        translation, weights, source, target = engine.cross_attention(sentence, num_beams=2)
+        expected, reference, expected_source, expected_target = cross_attention(model, tokenizer, sentence, 2)
+        assert (translation, source) == (expected, expected_source)
+        rows = len(target)
+        assert target == expected_target[:rows] and weights.shape == (rows, len(source))
+        np.testing.assert_allclose(weights, reference[:rows], atol=1e-4)
+    inputs = tmp_path / "in.txt"
+    inputs.write_text(sentences()[0] + "\n", encoding="utf-8")
+    drawn = run_module("recipes.translate", "--engine", "ctranslate2", "--model", out, "--input", inputs,
+                       "--plot_attention", tmp_path / "att.png")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "att.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_engine_layout_is_a_worker_per_core_unless_told(monkeypatch):

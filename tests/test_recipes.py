@@ -121,17 +121,95 @@ def test_accelerate_recipe_and_resume(tmp_path, translation_csv):
     assert "resumed from" in resumed.stderr and "at step 6" in resumed.stderr
 
 
-def test_accelerate_recipe_on_two_processes(tmp_path, translation_csv):
+def torchrun(module, *args, port=29517, env=None):
+    """`module` on two CPU processes (gloo), as a user starts it: torchrun --nproc_per_node 2 -m MODULE ARGS."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", module, *map(str, args)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_accelerate_recipe_on_two_processes_plain_and_sharded(tmp_path, translation_csv):
+    """DDP, then FSDP2 (--fsdp True): sharded, each rank holds half of every parameter, and it computes what DDP
+    computes: the saved folders (ordinary save_pretrained folders) reload to the same weights."""
+    from safetensors.torch import load_file
+
+    args = ["--train_file", translation_csv, *TRANSLATION_FLAGS, "--max_steps", 4, "--save_steps", 2,
+            "--max_tokens", 400, "--dropout", 0]  # no dropout: the two runs draw no random numbers differently
+    plain = torchrun("recipes.train_translation_accelerate", *args, "--output_dir", tmp_path / "ddp")
+    assert plain.returncode == 0, plain.stderr[-4000:]
+    assert "rank 0 finished" in plain.stdout and "rank 1 finished" in plain.stdout
+    assert "2 processes" in plain.stderr and "FSDP2" not in plain.stdout
+    check_translation_folder(tmp_path / "ddp")
+
+    sharded = torchrun("recipes.train_translation_accelerate", *args, "--output_dir", tmp_path / "fsdp", "--fsdp",
+                       "True")
+    assert sharded.returncode == 0, sharded.stderr[-4000:]
+    assert "rank 0 holds 50% of the parameters (FSDP2)" in sharded.stdout
+    assert "rank 1 holds 50% of the parameters (FSDP2)" in sharded.stdout
+    check_translation_folder(tmp_path / "fsdp")
+    for checkpoint in ("checkpoint-2", "checkpoint-4"):
+        ddp = load_file(tmp_path / "ddp" / checkpoint / "model.safetensors")
+        fsdp = load_file(tmp_path / "fsdp" / checkpoint / "model.safetensors")
+        assert ddp.keys() == fsdp.keys()
+        for name in ddp:
+            torch.testing.assert_close(fsdp[name], ddp[name], rtol=1e-4, atol=1e-5, msg=f"{checkpoint}: {name}")
+    first, last = (load_file(tmp_path / "fsdp" / c / "model.safetensors") for c in ("checkpoint-2", "checkpoint-4"))
+    assert not all(torch.equal(first[name], last[name]) for name in first)  # training moved the weights
+    # its checkpoints hold the full model, not the optimiser's shards: resuming is refused, not run wrong
+    resumed = run_module("recipes.train_translation_accelerate", *args, "--output_dir", tmp_path / "fsdp",
+                         "--resume_from_checkpoint", tmp_path / "fsdp" / "checkpoint-2")
+    assert resumed.returncode == 2 and "cannot be resumed" in resumed.stderr
+
+
+@pytest.mark.parametrize("recipe", ["train_translation", "train_classification", "pretrain"])
+def test_trainer_recipes_on_two_cpu_processes(recipe, tmp_path, translation_csv):
+    """torchrun on a machine without GPU: both processes join one run (gloo), not two runs fighting over a folder."""
+    data = tmp_path / "reviews.csv"
+    write_reviews(data, count=300)
+    flags = {
+        "train_translation": ["--train_file", translation_csv, *TRANSLATION_FLAGS],
+        "train_classification": ["--train_file", data, "--text_column", "review", "--label_column", "stars",
+                                 "--preset", "tiny", "--vocab_size", "300"],
+        "pretrain": ["--corpora", "none", "--text_files", translation_csv, "--preset", "tiny", "--vocab_size", "300"],
+    }[recipe]
     out = tmp_path / "model"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                "-m", "recipes.train_translation_accelerate"]
-    args = ["--train_file", translation_csv, "--output_dir", out, *TRANSLATION_FLAGS, "--max_steps", 4,
-            "--save_steps", 4, "--max_tokens", 400]
-    result = subprocess.run(torchrun + list(map(str, args)), cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = torchrun(f"recipes.{recipe}", *flags, "--output_dir", out, "--max_steps", 4, "--save_steps", 4,
+                      port=29518 + ["train_translation", "train_classification", "pretrain"].index(recipe))
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "rank 0 finished" in result.stdout and "rank 1 finished" in result.stdout
-    assert "2 processes" in result.stderr
-    check_translation_folder(out)
+    assert "in use by another run" not in result.stderr
+    assert result.stderr.count("training a joint BPE tokenizer") <= 1  # one tokenizer, trained once, read by both
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+
+
+@pytest.mark.parametrize("config, module", [("fsdp.yaml", "recipes.train_translation_accelerate"),
+                                            ("cpu.yaml", "recipes.train_translation")])
+def test_ready_accelerate_configs_launch_on_cpu(config, module, tmp_path, translation_csv):
+    """The README's configs/accelerate files, as `accelerate launch --config_file` reads them: the FSDP one shards
+    (on CPU processes the recipe does it with FSDP2), the CPU one runs a Trainer recipe on two processes."""
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+               str(REPO / "configs" / "accelerate" / config), "--main_process_port", "29522", "-m", module,
+               "--train_file", str(translation_csv), *map(str, TRANSLATION_FLAGS), "--output_dir",
+               str(tmp_path / "model"), "--max_steps", "2", "--save_steps", "2",
+               *(["--max_tokens", "400"] if "accelerate" in module else [])]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    if config == "fsdp.yaml":
+        assert "rank 0 holds 50%" in result.stdout and "rank 1 holds 50%" in result.stdout
+    else:
+        assert "in use by another run" not in result.stderr
+    check_translation_folder(tmp_path / "model")
+
+
+def test_trainer_fsdp_on_cpu_processes_is_refused_not_quietly_ddp(tmp_path, translation_csv):
+    result = torchrun("recipes.train_translation", "--train_file", translation_csv, *TRANSLATION_FLAGS,
+                      "--output_dir", tmp_path / "model", "--max_steps", 2, "--fsdp", "full_shard auto_wrap",
+                      port=29521)
+    assert result.returncode != 0
+    assert "error: --fsdp: Trainer shards only on GPUs" in result.stderr and "--fsdp True" in result.stderr
+    assert not (tmp_path / "model").exists()
 
 
 def test_token_budget_batches():

@@ -55,13 +55,14 @@ def free_port():
 class Server:
     """`python -m recipes.serve --model FOLDER` in a subprocess, up when its page answers."""
 
-    def __init__(self, folder, tmp_path):
+    def __init__(self, folder, tmp_path, *flags):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(tmp_path / f"serve-{self.port}.log", "w+")
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "recipes.serve", "--model", str(folder), "--port",
-                                         str(self.port)], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+                                         str(self.port), *flags], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=env)
         deadline = time.time() + 180
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -113,12 +114,23 @@ def trained(tmp_path_factory):
     return out
 
 
-def test_translate_in_the_browser(browser, trained, tmp_path):
+@pytest.mark.parametrize("engine", ["transformers", "ctranslate2"])
+def test_translate_in_the_browser(engine, browser, trained, tmp_path):
+    """The same page from the transformers model and from its CTranslate2 export (`--engine ctranslate2`)."""
+    folder = trained
+    if engine == "ctranslate2":
+        pytest.importorskip("ctranslate2", reason="the [ctranslate2] extra is not installed")
+        folder = tmp_path / "ct2"
+        export = subprocess.run([sys.executable, "-m", "recipes.export", "--model", str(trained), "--format",
+                                 "ctranslate2", "--output_dir", str(folder)], cwd=REPO, capture_output=True, text=True,
+                                timeout=300)
+        assert export.returncode == 0, export.stderr[-3000:]
     sentence = "the big cat sees a dog."
-    expected = subprocess.run([sys.executable, "-m", "recipes.translate", "--model", str(trained), "--num_beams",
-                               "2"], cwd=REPO, input=sentence + "\n", capture_output=True, text=True, timeout=300)
+    expected = subprocess.run([sys.executable, "-m", "recipes.translate", "--model", str(folder), "--num_beams",
+                               "2", "--engine", engine], cwd=REPO, input=sentence + "\n", capture_output=True,
+                              text=True, timeout=300)
     assert expected.returncode == 0, expected.stderr[-3000:]
-    server = Server(trained, tmp_path)
+    server = Server(folder, tmp_path, "--engine", engine)
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 1100})
         page.goto(server.url, wait_until="domcontentloaded")
@@ -131,18 +143,19 @@ def test_translate_in_the_browser(browser, trained, tmp_path):
         assert translation == expected.stdout.strip()  # the page gives what the command line gives
         page.locator("#heatmap img").wait_for(timeout=60000)
         page.screenshot(path=str(tmp_path / "translate.png"), full_page=True)
-        if SCREENSHOT:
+        if SCREENSHOT and engine == "transformers":
             shutil.copy(tmp_path / "translate.png", SCREENSHOT)
         # bad input gets a message in the page, and the page keeps working
         page.locator("#source textarea").fill("   ")
         page.locator("#translate").click()
         page.get_by_text("Type a sentence first.").first.wait_for(timeout=30000)
         # examples from the run's own validation data, one click from the text box
-        example = json.loads((trained / "results.json").read_text())["examples"][0]
+        example = json.loads((folder / "results.json").read_text())["examples"][0]  # the export carries them
         page.get_by_text(example).first.click()
         page.wait_for_function(f"document.querySelector('#source textarea').value === {json.dumps(example)}",
                                timeout=30000)
         assert_api(server.url, "/translate", ["Translation", "Cross-attention", "Note"])
+        assert f"({engine}) on http" in server.output()
     finally:
         server.stop()
 

@@ -113,7 +113,19 @@ class DataArguments:
             self.corpus, self.pair = corpus, self.pair or pair
 
     def load(self, task, max_train_samples=None, max_eval_samples=None, max_predict_samples=None):
-        """The train / validation / test DatasetDict these arguments name, each split cut to its `max_*_samples`."""
+        """The train / validation / test DatasetDict these arguments name, each split cut to its `max_*_samples`.
+        Under several processes the main one fetches (into the shared cache) before the others read."""
+        from .policies import main_process_first
+
+        with main_process_first():
+            dataset_dict = self._load(task)
+        for split, limit in [("train", max_train_samples), ("validation", max_eval_samples),
+                             ("test", max_predict_samples)]:
+            if limit is not None and limit < len(dataset_dict[split]):
+                dataset_dict[split] = dataset_dict[split].select(range(limit))
+        return dataset_dict
+
+    def _load(self, task):
         if self.corpus:
             if CORPORA[self.corpus].task != task:
                 raise ValueError(f"The corpus {self.corpus!r} is for {CORPORA[self.corpus].task}, not {task}.")
@@ -125,10 +137,6 @@ class DataArguments:
                 text_column=self.text_column, label_column=self.label_column, source_column=self.source_column,
                 target_column=self.target_column, source_lang=self.source_lang, target_lang=self.target_lang,
             )
-        for split, limit in [("train", max_train_samples), ("validation", max_eval_samples),
-                             ("test", max_predict_samples)]:
-            if limit is not None and limit < len(dataset_dict[split]):
-                dataset_dict[split] = dataset_dict[split].select(range(limit))
         return dataset_dict
 
 

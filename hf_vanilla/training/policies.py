@@ -7,6 +7,8 @@
 - Ctrl-C or SIGTERM: `StopRequest` records it; the recipe finishes the step, saves a checkpoint and stops.
 - A NaN or infinite loss stops training before the optimiser applies it: `check_finite_loss`.
 - The paper's peak learning rate: `paper_peak_learning_rate`.
+- Several processes (torchrun, accelerate launch): what they share on disk (a fetched corpus, a trained tokenizer)
+  is made once, by the main process, before the others read it: `main_process_first`.
 (Atomic folder writes live in `hf_vanilla.files`; the "+50 output tokens" rule in `hf_vanilla.inference`.)
 """
 
@@ -256,3 +258,12 @@ def changes_on_resume(output_dir):
     """The settings changed at each resume with --resume_with_changes (a list per resume), from the run's record."""
     path = Path(output_dir) / RUN_FILE
     return json.loads(path.read_text()).get(CHANGES, []) if path.is_file() else []
+
+
+def main_process_first():
+    """A context where the main process runs first and the others wait for it (a no-op in a single process): a
+    corpus is fetched into the cache, or a tokenizer trained and saved, once, then read by the rest."""
+    from accelerate import PartialState
+
+    state = PartialState()  # the run's own, already set up by TrainingArguments or the Accelerator
+    return state.main_process_first() if state.num_processes > 1 else nullcontext()

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelerate import PartialState
+
 from hf_vanilla.files import publish_files, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
@@ -15,26 +17,30 @@ from .checkpoints import average_checkpoints, list_checkpoints, weights_bytes
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
-from .policies import data_fingerprint
+from .policies import data_fingerprint, main_process_first
 from .tokenizer import train_bpe_tokenizer
 
 logger = logging.getLogger(__name__)
 
 
-def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False):
+def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False, mask_token=None):
     """The tokenizer a run uses: the one named (or the start model's); when resuming, the one the run saved in
     `output_dir` (a new BPE would give the ids other meanings); else a joint BPE trained on `texts` (source and
-    target together, one vocabulary) and saved in `output_dir`."""
+    target together, one vocabulary; with `mask_token` for pre-training) and saved in `output_dir`."""
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if name:
         return load_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
     if resuming and output_dir and (Path(output_dir) / "tokenizer.json").is_file():
         return load_tokenizer(output_dir, trust_remote_code=False)  # this run's own, written by the project
-    print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
-    tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size)
-    if output_dir:
+    if output_dir is None:
+        return train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size, mask_token=mask_token)
+    with main_process_first():  # one process trains and saves it; the others read that one (the same ids)
+        if not PartialState().is_main_process:
+            return load_tokenizer(output_dir, trust_remote_code=False)
+        print(f"training a joint BPE tokenizer of {model_args.vocab_size} tokens", file=sys.stderr)
+        tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.vocab_size, mask_token=mask_token)
         tokenizer.save_pretrained(output_dir)
-    return tokenizer
+        return tokenizer
 
 
 def run_settings(model_args, data_args, raw, columns):
