@@ -136,7 +136,7 @@ def measure(dims, args, workdir):
     from transformers import AutoTokenizer
 
     folder, inputs = prepare(dims, args.lines, workdir, args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(folder / "hf_vanilla")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "hf_vanilla", trust_remote_code=False)
     rows = {beams: {engine: [] for engine in ENGINES} for beams in (1, 4)}
     for round_ in range(args.repeats):
         for beams in (1, 4):

@@ -1025,6 +1025,8 @@ class VanillaTransformerForSequenceClassification(VanillaTransformerPreTrainedMo
                 padding = attention_mask.unsqueeze(-1) == 0  # (B, S, 1)
                 hidden_states = hidden_states.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
             pooled = hidden_states.amax(dim=1)
+            if attention_mask is not None:  # an all-padding row: 0, as mean pooling gives (not the dtype's minimum)
+                pooled = pooled.masked_fill(padding.all(dim=1), 0.0)
         elif attention_mask is None:
             pooled = hidden_states.mean(dim=1)
         else:

@@ -138,6 +138,11 @@ def main(argv=None):
 
 def load_checked_data(model_args, data_args, args, training_args):
     """Every argument, folder and data file checked before any expensive work; the data, or exit status 2."""
+    if data_args.streaming and training_args.max_steps <= 0:
+        return report("a stream has no known length, so epochs cannot be counted: give --max_steps", "streaming")
+    if data_args.streaming and training_args.max_tokens:
+        return report("token-budget batches are planned over the whole split's lengths, which a stream does not "
+                      "have: use --per_device_train_batch_size", "max_tokens")
     if model_args.model_name_or_path:
         try:
             check_model_folder(model_args.model_name_or_path, model_type=None)
@@ -168,10 +173,15 @@ def train(model_args, data_args, args, training_args):
                                 args, training_args)
     except OutputFolderError as error:
         return report(error, "resume_from_checkpoint")
-    tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir,
-                              resuming)
-    tokenized = raw.map(translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length),
-                        batched=True, remove_columns=raw["train"].column_names, desc="tokenizing")
+    texts = (row[column] for row in raw["train"] for column in ("source", "target")) if data_args.streaming else \
+        list(raw["train"]["source"]) + list(raw["train"]["target"])  # a stream is read once, a row at a time
+    tokenizer = run_tokenizer(model_args, texts, output_dir, resuming)
+    features = translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length)
+    tokenized = {split: rows.map(features, batched=True, remove_columns=["source", "target"],
+                                 **({} if data_args.streaming and split == "train" else {"desc": "tokenizing"}))
+                 for split, rows in raw.items()}
+    if data_args.streaming:  # shuffled through a buffer, a new order each epoch from the seed (so resuming is exact)
+        tokenized["train"] = tokenized["train"].shuffle(seed=training_args.seed, buffer_size=10_000)
     model = load_model(model_args, tokenizer)
     fit_to_model(tokenizer, model)
     training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)

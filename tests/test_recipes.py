@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -366,3 +367,58 @@ def test_pipeline_translation_on_a_saved_folder_decodes_as_the_cli(translation_f
                            timeout=300)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.loads(alone.stdout.splitlines()[-1]) == expected[:2]
+
+
+def test_streaming_never_loads_the_train_split_and_resumes_exactly(tmp_path):
+    """--streaming: the train file is read as training goes (datasets never writes it to an Arrow cache, as it does
+    for every split it loads into memory), with the same row checks; a run stopped and resumed ends where one left
+    alone does."""
+    from safetensors.torch import load_file
+
+    train, validation, test = (write_translation_csv(tmp_path / f"{name}.csv", count=count)
+                               for name, count in (("train", 3000), ("validation", 40), ("test", 40)))
+    cache = tmp_path / "datasets-cache"
+    env = {"HF_DATASETS_CACHE": str(cache)}
+    flags = ["--streaming", "True", "--train_file", train, "--validation_file", validation, "--test_file", test,
+             *TRANSLATION_FLAGS, "--per_device_train_batch_size", 8, "--save_steps", 4, "--average_last_n", 2]
+    whole = run_module("recipes.train_translation", *flags, "--output_dir", tmp_path / "whole", "--max_steps", 8,
+                       env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    arrow = sorted(path.name for path in cache.rglob("*.arrow"))
+    assert "csv-validation.arrow" in arrow and "csv-test.arrow" in arrow  # the splits loaded whole are cached
+    assert not [name for name in arrow if "train" in name], arrow  # the streamed one never was
+    assert "train streamed pairs" in (tmp_path / "whole" / "README.md").read_text()
+
+    # the same run, as if stopped after its checkpoint at step 4
+    shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoint-8")
+    resumed = run_module("recipes.train_translation", *flags, "--output_dir", tmp_path / "resumed", "--max_steps", 8,
+                         "--resume_from_checkpoint", tmp_path / "resumed" / "checkpoint-4", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    left_alone = load_file(tmp_path / "whole" / "checkpoint-8" / "model.safetensors")
+    continued = load_file(tmp_path / "resumed" / "checkpoint-8" / "model.safetensors")
+    for name, tensor in left_alone.items():
+        torch.testing.assert_close(continued[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("extra, module, message", [
+    (["--max_steps", "-1"], "recipes.train_translation", "--streaming: a stream has no known length"),
+    (["--max_steps", "4", "--max_tokens", "500"], "recipes.train_translation", "--max_tokens: token-budget"),
+    (["--max_steps", "4", "--validation_file", None], "recipes.train_translation", "give --validation_file"),
+    (["--max_steps", "4"], "recipes.train_classification", "--streaming is for translation"),
+])
+def test_streaming_refuses_what_a_stream_cannot_give(extra, module, message, tmp_path):
+    files = {name: write_translation_csv(tmp_path / f"{name}.csv", count=40) for name in ("train", "validation", "test")}
+    if "--validation_file" in extra:  # left out: validation cannot be cut from a stream
+        del files["validation"]
+        extra = extra[:2]
+    columns = (["--source_column", "en", "--target_column", "fr"] if module == "recipes.train_translation"
+               else ["--text_column", "en", "--label_column", "fr"])
+    result = run_module(module, "--streaming", "True", *[item for name, path in files.items()
+                                                          for item in (f"--{name}_file", path)],
+                        *columns, "--output_dir", tmp_path / "model", "--vocab_size", 300, *extra)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "model" / "model.safetensors").exists()
+    corpus = run_module("recipes.train_translation", "--streaming", "True", "--corpus", "libreoffice-help",
+                        "--output_dir", tmp_path / "other")
+    assert corpus.returncode == 2 and "--streaming is for your own data" in corpus.stderr

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+import datasets
+
 from hf_vanilla import PRESETS, VanillaTransformerConfig
 from hf_vanilla.cli import parse_arguments, report  # noqa: F401  (the recipes import them from here too)
 from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, DEFAULT_NUM_BEAMS
@@ -85,6 +87,9 @@ class DataArguments:
         default=None, metadata={"help": "Where built-in corpora are cached (default $HF_VANILLA_CACHE or "
                                         "~/.cache/hf_vanilla)."}
     )
+    streaming: bool = field(default=False, metadata={
+        "help": "Read the train split as a stream, as training goes (data larger than memory): --train_file (with "
+                "--validation_file and --test_file) or --dataset_name; recipes.train_translation, with --max_steps."})
 
     def __post_init__(self):
         sources = [name for name, value in [("--corpus", self.corpus), ("--dataset_name", self.dataset_name),
@@ -99,6 +104,9 @@ class DataArguments:
         if self.source_lang and self.pair and self.pair != f"{self.source_lang}-{self.target_lang}":
             raise ValueError(f"--pair {self.pair} contradicts --source_lang {self.source_lang} --target_lang "
                              f"{self.target_lang}: give one of them.")
+        if self.streaming and self.corpus:
+            raise ValueError("--streaming is for your own data (--train_file, --dataset_name): a built-in corpus is "
+                             "cached as memory-mapped Arrow files and never read into memory.")
         if self.source_lang and self.corpus and not self.pair:
             self.pair = f"{self.source_lang}-{self.target_lang}"
 
@@ -121,7 +129,9 @@ class DataArguments:
             dataset_dict = self._load(task)
         for split, limit in [("train", max_train_samples), ("validation", max_eval_samples),
                              ("test", max_predict_samples)]:
-            if limit is not None and limit < len(dataset_dict[split]):
+            if limit is not None and isinstance(dataset_dict[split], datasets.IterableDataset):
+                dataset_dict[split] = dataset_dict[split].take(limit)
+            elif limit is not None and limit < len(dataset_dict[split]):
                 dataset_dict[split] = dataset_dict[split].select(range(limit))
         return dataset_dict
 
@@ -136,6 +146,7 @@ class DataArguments:
                 train_file=self.train_file, validation_file=self.validation_file, test_file=self.test_file,
                 text_column=self.text_column, label_column=self.label_column, source_column=self.source_column,
                 target_column=self.target_column, source_lang=self.source_lang, target_lang=self.target_lang,
+                streaming=self.streaming,
             )
         return dataset_dict
 

@@ -206,8 +206,16 @@ def text_fingerprint(texts):
 
 
 def data_fingerprint(dataset, columns):
-    """sha256 over the given columns of every row, in order: two runs trained on the same data share it."""
+    """sha256 over the given columns of every row, in order: two runs trained on the same data share it. A stream
+    (`datasets.IterableDataset`) is read once, a row at a time."""
+    if hasattr(dataset, "column_names") and not hasattr(dataset, "__len__"):
+        return _sha256_of(row[column] for row in dataset for column in columns)
     return _sha256_of(value for column in columns for value in dataset[column])
+
+
+def row_count(dataset):
+    """len(dataset), or for a stream the rows counted by reading it once."""
+    return len(dataset) if hasattr(dataset, "__len__") else sum(1 for _ in dataset)
 
 
 # the loop's arguments that shape what a run learns (any recipe's, Trainer or Accelerate): a resume must keep them.

@@ -17,7 +17,7 @@ from .checkpoints import average_checkpoints, list_checkpoints, weights_bytes
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
-from .policies import data_fingerprint, main_process_first
+from .policies import data_fingerprint, main_process_first, row_count
 from .tokenizer import train_bpe_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False, mask_
 def run_settings(model_args, data_args, raw, columns):
     """What a resumed run must share with the run it continues (`policies.record_or_check_run`)."""
     return {
-        "data": str(data_args.name), "pair": data_args.pair, "train_rows": len(raw["train"]),
+        "data": str(data_args.name), "pair": data_args.pair, "train_rows": row_count(raw["train"]),
         "train_sha256": data_fingerprint(raw["train"], columns), "preset": model_args.preset,
         "model_name_or_path": model_args.model_name_or_path, "tokenizer_name": model_args.tokenizer_name,
         "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first, "dropout": model_args.dropout,
@@ -198,7 +198,7 @@ def write_translation_card(model, run, summary, chosen, folder):
              f"{scores['chrf']:.2f}", len(run.raw[split])]
             for model_name, splits in summary.items() for split, scores in splits.items()]
     data = f"`{data_args.name}`{' ' + pair if pair else ''}: " + ", ".join(
-        f"{split} {len(rows_)} pairs" for split, rows_ in run.raw.items())
+        f"{split} {len(rows_) if hasattr(rows_, '__len__') else 'streamed'} pairs" for split, rows_ in run.raw.items())
     if meta:
         data += f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."
     generation = model.generation_config
