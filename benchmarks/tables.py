@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DOCUMENTS = ["README.md", "model_card.md", "docs/learning_speed.md"]
+DOCUMENTS = ["README.md", "model_card.md", "docs/learning_speed.md", "docs/classification.md"]
+sys.path.insert(0, str(ROOT))  # the benchmark scripts own their tables' layout
 
 
 def _load(name):
@@ -81,7 +82,32 @@ def splits():
               "(benchmarks/results/corpora.json).")
 
 
-TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits}
+def _machine(provenance):
+    machine = provenance["machine"]
+    return (f"Measured at {_commit(provenance)} on {machine['cpu']}, {machine['cores']} cores, torch "
+            f"{machine['torch']}, fp32.")
+
+
+def classification_ablation():
+    """Every run of benchmarks/classification_ablation.py; test scores only for the variant chosen on validation."""
+    from benchmarks.classification_ablation import table
+
+    runs = _load("classification_ablation.json")["runs"]
+    commits = sorted({_commit(r["provenance"]) for r in runs})
+    return table(runs) + f"\nCommit(s): {', '.join(commits)}. File: benchmarks/results/classification_ablation.json."
+
+
+def cli_speed():
+    """The translate command line end to end (benchmarks/cli_speed.py)."""
+    from benchmarks.cli_speed import table
+
+    run = _load("cli_speed.json")
+    return (table(run) + f"\n\n{run['lines']:,} lines per file row; {_machine(run['provenance'])} "
+            f"{run['minutes']:.0f} minutes in all. File: benchmarks/results/cli_speed.json.")
+
+
+TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
+          "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
 
