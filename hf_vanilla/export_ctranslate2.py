@@ -279,19 +279,22 @@ class CTranslate2Translator:
             self.max_positions = json.load(handle)["max_position_embeddings"]  # checked by check_engine_folder
         self.settings = decoding_settings(folder)
 
-    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None, asynchronous=False):
-        """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token). With
-        `asynchronous`, the batch is queued for the next free worker and a function that waits for it is returned."""
-        limit = self.max_positions - 1
-        tokens = [self.tokenizer.convert_ids_to_tokens(ids) for ids in batches_of_ids]
-        results = self.translator.translate_batch(
+    def _translate_batch(self, tokens, num_beams, length_penalty, **options):
+        """The engine's translate_batch with the folder's settings and the length limits of `recipes.translate`."""
+        return self.translator.translate_batch(
             tokens,
             beam_size=num_beams or self.settings["num_beams"],
             length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
             max_decoding_length=output_length_limit(max(len(t) for t in tokens), self.max_positions),
-            max_input_length=limit,
-            asynchronous=asynchronous,
+            max_input_length=self.max_positions - 1,
+            **options,
         )
+
+    def translate_tokens(self, batches_of_ids, num_beams=None, length_penalty=None, asynchronous=False):
+        """Token ids in (lists of ids, each ending with </s>), token ids out (no start or end token). With
+        `asynchronous`, the batch is queued for the next free worker and a function that waits for it is returned."""
+        tokens = [self.tokenizer.convert_ids_to_tokens(ids) for ids in batches_of_ids]
+        results = self._translate_batch(tokens, num_beams, length_penalty, asynchronous=asynchronous)
 
         def ids(results):
             return [self.tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
@@ -305,11 +308,7 @@ class CTranslate2Translator:
         engine: its first head)."""
         ids = self.tokenizer([text], truncation=True, max_length=self.max_positions - 1)["input_ids"][0]
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        result = self.translator.translate_batch(
-            [tokens], beam_size=num_beams or self.settings["num_beams"],
-            length_penalty=length_penalty if length_penalty is not None else self.settings["length_penalty"],
-            max_decoding_length=output_length_limit(len(tokens), self.max_positions),
-            max_input_length=self.max_positions - 1, return_attention=True)[0]
+        result = self._translate_batch([tokens], num_beams, length_penalty, return_attention=True)[0]
         output = self.tokenizer.convert_tokens_to_ids(result.hypotheses[0])
         weights = np.asarray(result.attention[0], dtype=np.float32)[: len(output)]  # (output tokens, source tokens)
         translation = self.tokenizer.decode(output, skip_special_tokens=True).strip()

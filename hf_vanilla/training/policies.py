@@ -206,16 +206,20 @@ def text_fingerprint(texts):
 
 
 def data_fingerprint(dataset, columns):
-    """sha256 over the given columns of every row, in order: two runs trained on the same data share it. A stream
-    (`datasets.IterableDataset`) is read once, a row at a time."""
-    if hasattr(dataset, "column_names") and not hasattr(dataset, "__len__"):
-        return _sha256_of(row[column] for row in dataset for column in columns)
-    return _sha256_of(value for column in columns for value in dataset[column])
+    """(rows, sha256 over the given columns of every row, in order): two runs trained on the same data share it. A
+    stream (`datasets.IterableDataset`, no length) is read once, a row at a time, counting as it goes."""
+    if hasattr(dataset, "__len__"):
+        return len(dataset), _sha256_of(value for column in columns for value in dataset[column])
+    rows = 0
 
+    def values():
+        nonlocal rows
+        for row in dataset:
+            rows += 1
+            yield from (row[column] for column in columns)
 
-def row_count(dataset):
-    """len(dataset), or for a stream the rows counted by reading it once."""
-    return len(dataset) if hasattr(dataset, "__len__") else sum(1 for _ in dataset)
+    digest = _sha256_of(values())
+    return rows, digest
 
 
 # the loop's arguments that shape what a run learns (any recipe's, Trainer or Accelerate): a resume must keep them.

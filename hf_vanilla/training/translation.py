@@ -17,7 +17,7 @@ from .checkpoints import average_checkpoints, list_checkpoints, weights_bytes
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
-from .policies import data_fingerprint, main_process_first, row_count
+from .policies import data_fingerprint, main_process_first
 from .tokenizer import train_bpe_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -45,9 +45,10 @@ def run_tokenizer(model_args, texts=None, output_dir=None, resuming=False, mask_
 
 def run_settings(model_args, data_args, raw, columns):
     """What a resumed run must share with the run it continues (`policies.record_or_check_run`)."""
+    rows, digest = data_fingerprint(raw["train"], columns)  # one pass, also over a stream
     return {
-        "data": str(data_args.name), "pair": data_args.pair, "train_rows": row_count(raw["train"]),
-        "train_sha256": data_fingerprint(raw["train"], columns), "preset": model_args.preset,
+        "data": str(data_args.name), "pair": data_args.pair, "train_rows": rows,
+        "train_sha256": digest, "preset": model_args.preset,
         "model_name_or_path": model_args.model_name_or_path, "tokenizer_name": model_args.tokenizer_name,
         "vocab_size": model_args.vocab_size, "norm_first": model_args.norm_first, "dropout": model_args.dropout,
         "init_std": model_args.init_std, "scale_embedding": model_args.scale_embedding,
