@@ -121,6 +121,16 @@ def parse_arguments(parser, argv):
     return parsed
 
 
+class UsageError(Exception):
+    """A refused argument, file or folder, found before expensive work. The recipes raise it; the one place that
+    runs them (`hf_vanilla.training.trainer.run_trainer_recipe`, the Accelerate recipe's `main`) reports it with
+    `report` and exits 2. Typed, so that nothing matches on message text."""
+
+    def __init__(self, message, argument=None):
+        super().__init__(str(message))
+        self.argument = getattr(message, "argument", None) or argument  # the flag at fault, without its dashes
+
+
 def report(error, argument=None):
     """Print a library error the way a command line reports usage errors, naming the flag at fault (the error's
     `argument`, else `argument`); return exit status 2."""

@@ -23,17 +23,27 @@ import torch
 from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.training.arguments import ModelArguments, parse_arguments, report
-from hf_vanilla.training.cards import card_metadata, command_line, markdown_table, write_json, write_model_card
+from hf_vanilla.training.arguments import ModelArguments, UsageError, parse_arguments
+from hf_vanilla.training.cards import (
+    card_metadata,
+    command_line,
+    markdown_table,
+    model_description,
+    write_json,
+    write_model_card,
+)
 from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split_by_hash
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.policies import (
+    ADAM_BETAS,
+    ADAM_EPSILON,
+    LOGGING_STEPS,
     PEAK_LEARNING_RATE_HELP,
     RESUME_WITH_CHANGES_HELP,
-    OutputFolderError,
+    SAVE_STEPS,
+    check_run,
     main_process_first,
     paper_peak_learning_rate,
-    record_or_check_run,
     text_fingerprint,
 )
 from hf_vanilla.training.pretraining import (
@@ -93,17 +103,17 @@ class PretrainTrainingArguments(Seq2SeqTrainingArguments):
     learning_rate: float | None = field(default=None, metadata={"help": PEAK_LEARNING_RATE_HELP})
     warmup_steps: int = field(default=1000, metadata={"help": "Linear warm-up steps."})
     lr_scheduler_type: str = field(default="inverse_sqrt")
-    adam_beta2: float = field(default=0.98)
-    adam_epsilon: float = field(default=1e-9)
+    adam_beta2: float = field(default=ADAM_BETAS[1])
+    adam_epsilon: float = field(default=ADAM_EPSILON)
     per_device_train_batch_size: int = field(default=32)
     per_device_eval_batch_size: int = field(default=64)
     num_train_epochs: float = field(default=20.0)
     train_sampling_strategy: str = field(default="group_by_length")
     eval_strategy: str = field(default="no")
     save_strategy: str = field(default="steps")
-    save_steps: float = field(default=500)
+    save_steps: float = field(default=SAVE_STEPS)
     save_total_limit: int | None = field(default=2)
-    logging_steps: float = field(default=50)
+    logging_steps: float = field(default=LOGGING_STEPS)
     report_to: str | None = field(default="none")
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
     max_train_minutes: float | None = field(
@@ -151,7 +161,7 @@ def train(model_args, _, args, training_args):
         with main_process_first():  # the main process fetches the corpora into the cache; the others read them
             sources, vocabulary_only = load_text(args)
     except (CorpusError, ValueError, FileNotFoundError) as error:
-        return report(error)
+        raise UsageError(error) from None
     texts = [text for _, source_texts in sources.values() for text in source_texts]
     output_dir = training_args.output_dir
     resuming = bool(training_args.resume_from_checkpoint)
@@ -159,11 +169,8 @@ def train(model_args, _, args, training_args):
                 "vocabulary_pairs": args.vocabulary_pairs, "validation_share": args.validation_share,
                 "preset": model_args.preset, "vocab_size": model_args.vocab_size,
                 "max_source_length": model_args.max_source_length}
-    try:
-        if training_args.process_index == 0:
-            record_or_check_run(output_dir, settings, resuming, args, training_args)
-    except OutputFolderError as error:
-        return report(error, "resume_from_checkpoint")
+    # a resumed run must train on what its checkpoint was trained on
+    check_run(output_dir, settings, resuming, args, training_args, main_process=training_args.process_index == 0)
     interrupt = SaveOnInterrupt()
     set_seed(training_args.seed)
 
@@ -209,10 +216,7 @@ def write_pretraining_card(model, sources, vocabulary_only, args, results, train
                              licences=[None if name == "text_files" else licence
                                        for name, (licence, _) in sources.items()])
     write_model_card(output_dir, "Vanilla Transformer, pre-trained by text infilling", [
-        ("Model", f"`VanillaTransformerForConditionalGeneration`: d_model {config.d_model}, "
-                  f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "
-                  f"vocabulary {config.vocab_size} (byte-level BPE with {MASK_TOKEN}), "
-                  f"{model.num_parameters() / 1e6:.1f}M parameters."),
+        ("Model", model_description(model, f"{MASK_TOKEN} for the masked spans")),
         ("Data", "English text of the training splits (never validation or test):\n\n"
          + markdown_table(["source", "texts", "licence"], rows)
          + (f"\n\nThe vocabulary also saw {len(vocabulary_only):,} target-side training texts of "

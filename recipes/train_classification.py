@@ -29,11 +29,12 @@ from transformers import (
 from hf_vanilla import VanillaTransformerForSequenceClassification
 from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
-from hf_vanilla.training.arguments import DataArguments, ModelArguments, parse_arguments, report
+from hf_vanilla.training.arguments import DataArguments, ModelArguments, UsageError, parse_arguments
 from hf_vanilla.training.cards import (
     card_metadata,
     command_line,
     markdown_table,
+    model_description,
     page_examples,
     write_json,
     write_model_card,
@@ -43,8 +44,7 @@ from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
 from hf_vanilla.training.policies import (
     RESUME_WITH_CHANGES_HELP,
-    OutputFolderError,
-    record_or_check_run,
+    check_run,
 )
 from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
@@ -103,23 +103,23 @@ def main(argv=None):
 
 
 def load_checked_data(model_args, data_args, args, training_args):
-    """Every argument, folder and data file checked before any expensive work; the data, or exit status 2."""
+    """Every argument, folder and data file checked before any expensive work: the data, or a UsageError."""
     if args.init_from:
         try:
             check_model_folder(args.init_from)
             load_tokenizer(args.init_from, trust_remote_code=model_args.trust_remote_code)
         except (FileNotFoundError, ValueError) as error:
-            return report(error, "init_from")
+            raise UsageError(error, "init_from") from None
         positions = json.loads((Path(args.init_from) / "config.json").read_text())["max_position_embeddings"]
         if model_args.max_source_length > positions:
-            return report(f"{model_args.max_source_length} tokens is more than the --init_from model's "
+            raise UsageError(f"{model_args.max_source_length} tokens is more than the --init_from model's "
                           f"max_position_embeddings={positions}: give --max_source_length {positions} or less",
                           "max_source_length")
     try:
         return data_args.load("classification", args.max_train_samples, args.max_eval_samples,
                               args.max_predict_samples)
     except (CorpusError, ValueError, FileNotFoundError) as error:
-        return report(error)
+        raise UsageError(error) from None
 
 
 def load_model(model_args, args, raw, output_dir, resuming):
@@ -144,15 +144,11 @@ def load_model(model_args, args, raw, output_dir, resuming):
 
 def train(model_args, data_args, args, training_args):
     raw = load_checked_data(model_args, data_args, args, training_args)
-    if isinstance(raw, int):
-        return raw
     resuming = bool(training_args.resume_from_checkpoint)
-    try:  # a resumed run must train on what its checkpoint was trained on
-        settings = {**run_settings(model_args, data_args, raw, ["text", "label"]), "init_from": args.init_from}
-        if training_args.process_index == 0:
-            record_or_check_run(training_args.output_dir, settings, resuming, args, training_args)
-    except OutputFolderError as error:
-        return report(error, "resume_from_checkpoint")
+    settings = {**run_settings(model_args, data_args, raw, ["text", "label"]), "init_from": args.init_from}
+    # a resumed run must train on what its checkpoint was trained on
+    check_run(training_args.output_dir, settings, resuming, args, training_args,
+              main_process=training_args.process_index == 0)
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
     model, tokenizer = load_model(model_args, args, raw, training_args.output_dir, resuming)
@@ -199,10 +195,9 @@ def write_classification_card(model, data_args, args, raw, scores, output_dir):
         licences=[CORPORA[data_args.corpus].licence if data_args.corpus else None],
     )
     write_model_card(output_dir, f"Vanilla Transformer classifier ({data_args.name})", [
-        ("Model", f"`VanillaTransformerForSequenceClassification` (hf_vanilla): d_model {config.d_model}, "
-                  f"{config.encoder_layers} encoder layers, {config.num_attention_heads} heads, "
-                  f"{config.classifier_pooling} pooling, {model.num_parameters() / 1e6:.1f}M parameters"
-                  + (f", encoder started from `{args.init_from}`." if args.init_from else ", trained from scratch.")),
+        ("Model", model_description(model, f"{config.classifier_pooling} pooling",
+                                    f"encoder started from `{args.init_from}`" if args.init_from
+                                    else "trained from scratch", encoder_only=True)),
         ("Data", f"`{data_args.name}`: " + ", ".join(f"{s} {len(r)}" for s, r in raw.items())
          + f"; labels {', '.join(label_names)}."
          + (f"\n\n{meta['description']}. Licence: {meta['licence']}.\nSplit rule: {meta['split_rule']}."

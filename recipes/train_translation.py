@@ -35,15 +35,27 @@ from transformers import (
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
-from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
+from hf_vanilla.training.arguments import (
+    DataArguments,
+    ModelArguments,
+    TranslationArguments,
+    UsageError,
+    parse_arguments,
+)
 from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import translation_scores
 from hf_vanilla.training.policies import (
+    ADAM_BETAS,
+    ADAM_EPSILON,
+    LABEL_SMOOTHING,
+    LOGGING_STEPS,
     PEAK_LEARNING_RATE_HELP,
-    OutputFolderError,
+    SAVE_STEPS,
+    WARMUP_HELP,
+    WARMUP_STEPS,
+    check_run,
     paper_peak_learning_rate,
-    record_or_check_run,
 )
 from hf_vanilla.training.tokenizer import fit_to_model
 from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
@@ -67,13 +79,13 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     learning_rate: float | None = field(
         default=None, metadata={"help": PEAK_LEARNING_RATE_HELP}
     )
-    warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up steps (the paper: 4000)."})
+    warmup_steps: int = field(default=WARMUP_STEPS, metadata={"help": WARMUP_HELP})
     lr_scheduler_type: str = field(default="inverse_sqrt", metadata={"help": "The paper's inverse square root."})
-    adam_beta1: float = field(default=0.9)
-    adam_beta2: float = field(default=0.98)
-    adam_epsilon: float = field(default=1e-9)
+    adam_beta1: float = field(default=ADAM_BETAS[0])
+    adam_beta2: float = field(default=ADAM_BETAS[1])
+    adam_epsilon: float = field(default=ADAM_EPSILON)
     weight_decay: float = field(default=0.0)
-    label_smoothing_factor: float = field(default=0.1)
+    label_smoothing_factor: float = field(default=LABEL_SMOOTHING)
     per_device_train_batch_size: int = field(default=64)
     per_device_eval_batch_size: int = field(default=64)
     num_train_epochs: float = field(default=5.0)
@@ -81,8 +93,8 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     eval_strategy: str = field(default="steps")
     eval_steps: float | None = field(default=500)
     save_strategy: str = field(default="steps")
-    save_steps: float = field(default=500)
-    logging_steps: float = field(default=50)
+    save_steps: float = field(default=SAVE_STEPS)
+    logging_steps: float = field(default=LOGGING_STEPS)
     predict_with_generate: bool = field(default=True)
     generation_num_beams: int | None = field(default=1, metadata={"help": "Greedy BLEU during training (fast)."})
     report_to: str | None = field(default="none")
@@ -137,42 +149,37 @@ def main(argv=None):
 
 
 def load_checked_data(model_args, data_args, args, training_args):
-    """Every argument, folder and data file checked before any expensive work; the data, or exit status 2."""
+    """Every argument, folder and data file checked before any expensive work: the data, or a UsageError."""
     if data_args.streaming and training_args.max_steps <= 0:
-        return report("a stream has no known length, so epochs cannot be counted: give --max_steps", "streaming")
+        raise UsageError("a stream has no known length, so epochs cannot be counted: give --max_steps", "streaming")
     if data_args.streaming and training_args.max_tokens:
-        return report("token-budget batches are planned over the whole split's lengths, which a stream does not "
+        raise UsageError("token-budget batches are planned over the whole split's lengths, which a stream does not "
                       "have: use --per_device_train_batch_size", "max_tokens")
     if model_args.model_name_or_path:
         try:
             check_model_folder(model_args.model_name_or_path, model_type=None)
         except (FileNotFoundError, ValueError) as error:
-            return report(error, "model_name_or_path")
+            raise UsageError(error, "model_name_or_path") from None
     if model_args.tokenizer_name:
         try:
             load_tokenizer(model_args.tokenizer_name, trust_remote_code=model_args.trust_remote_code)
         except (FileNotFoundError, ValueError) as error:
-            return report(error, "tokenizer_name")
+            raise UsageError(error, "tokenizer_name") from None
     try:
         return data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
     except (CorpusError, ValueError, FileNotFoundError) as error:
-        return report(error)
+        raise UsageError(error) from None
 
 
 def train(model_args, data_args, args, training_args):
     raw = load_checked_data(model_args, data_args, args, training_args)
-    if isinstance(raw, int):
-        return raw
     interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
     set_seed(training_args.seed)
     output_dir = training_args.output_dir
     resuming = bool(training_args.resume_from_checkpoint)
-    try:  # a resumed run must train on what its checkpoint was trained on
-        if training_args.process_index == 0:
-            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming,
-                                args, training_args)
-    except OutputFolderError as error:
-        return report(error, "resume_from_checkpoint")
+    # a resumed run must train on what its checkpoint was trained on
+    check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming, args,
+              training_args, main_process=training_args.process_index == 0)
     texts = (row[column] for row in raw["train"] for column in ("source", "target")) if data_args.streaming else \
         list(raw["train"]["source"]) + list(raw["train"]["target"])  # a stream is read once, a row at a time
     tokenizer = run_tokenizer(model_args, texts, output_dir, resuming)
@@ -202,8 +209,9 @@ def train(model_args, data_args, args, training_args):
     if not trainer.is_world_process_zero():
         return 0
     finish_translation_run(trainer.model, TranslationRun(
-        tokenizer, raw, data_args, model_args, args, output_dir, trainer.state.log_history,
-        training_args.per_device_eval_batch_size, training_summary(trainer), trainer.state.global_step))
+        tokenizer=tokenizer, raw=raw, data_args=data_args, model_args=model_args, args=args, output_dir=output_dir,
+        log_history=trainer.state.log_history, eval_batch_size=training_args.per_device_eval_batch_size,
+        training=training_summary(trainer), steps=trainer.state.global_step))
     return push_if_requested(push, output_dir)
 
 

@@ -36,20 +36,33 @@ from transformers import DataCollatorForSeq2Seq, HfArgumentParser, get_inverse_s
 from hf_vanilla import VanillaTransformerForConditionalGeneration
 from hf_vanilla.files import NoSpaceError, OutputFolderRefused, atomic_folder, folder_bytes, space_for
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
-from hf_vanilla.training.arguments import DataArguments, ModelArguments, TranslationArguments, parse_arguments, report
+from hf_vanilla.training.arguments import (
+    DataArguments,
+    ModelArguments,
+    TranslationArguments,
+    UsageError,
+    parse_arguments,
+    report,
+)
 from hf_vanilla.training.batching import TokenBudgetBatchSampler, padded_sizes
 from hf_vanilla.training.checkpoints import list_checkpoints, weights_bytes
 from hf_vanilla.training.corpora import CorpusError
 from hf_vanilla.training.policies import (
+    ADAM_BETAS,
+    ADAM_EPSILON,
+    LABEL_SMOOTHING,
+    LOGGING_STEPS,
     PEAK_LEARNING_RATE_HELP,
+    SAVE_STEPS,
+    WARMUP_HELP,
+    WARMUP_STEPS,
     NonFiniteLossError,
-    OutputFolderError,
     StopRequest,
     check_finite_loss,
+    check_run,
     claim_output_dir,
     main_process_first,
     paper_peak_learning_rate,
-    record_or_check_run,
     run_inputs,
 )
 from hf_vanilla.training.sharding import is_sharded, local_fraction, shard, unsharded_copy
@@ -73,12 +86,13 @@ class LoopArguments:
     max_tokens: int = field(default=4096, metadata={"help": "Padded source + target tokens per batch and process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimiser step."})
     learning_rate: float | None = field(default=None, metadata={"help": PEAK_LEARNING_RATE_HELP})
-    warmup_steps: int = field(default=400, metadata={"help": "Linear warm-up steps (the paper: 4000)."})
-    label_smoothing: float = field(default=0.1, metadata={"help": "The paper's epsilon_ls."})
+    warmup_steps: int = field(default=WARMUP_STEPS, metadata={"help": WARMUP_HELP})
+    label_smoothing: float = field(default=LABEL_SMOOTHING, metadata={"help": "The paper's epsilon_ls."})
     max_steps: int = field(default=-1, metadata={"help": "Optimiser steps in all; -1: use --num_train_epochs."})
     num_train_epochs: int = field(default=5, metadata={"help": "Passes over the training data."})
-    save_steps: int = field(default=500, metadata={"help": "Save a resumable checkpoint every N optimiser steps."})
-    logging_steps: int = field(default=50, metadata={"help": "Log the loss every N optimiser steps."})
+    save_steps: int = field(default=SAVE_STEPS,
+                            metadata={"help": "Save a resumable checkpoint every N optimiser steps."})
+    logging_steps: int = field(default=LOGGING_STEPS, metadata={"help": "Log the loss every N optimiser steps."})
     mixed_precision: str | None = field(
         default=None, metadata={"help": "no, bf16 or fp16; default bf16 where the GPU supports it, else fp32."}
     )
@@ -192,14 +206,11 @@ def build(model_args, data_args, args, loop_args, accelerator):
     try:  # the main process fetches first (hf_vanilla.training.policies.main_process_first)
         raw = data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
     except (CorpusError, ValueError, FileNotFoundError) as error:
-        raise SystemExit(report(error)) from None
+        raise UsageError(error) from None
     resuming = bool(loop_args.resume_from_checkpoint)
-    if accelerator.is_main_process:
-        try:  # a resumed run must train on what its checkpoint was trained on
-            record_or_check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]),
-                                resuming, args, loop_args)
-        except OutputFolderError as error:
-            raise SystemExit(report(error, "resume_from_checkpoint")) from None
+    # a resumed run must train on what its checkpoint was trained on
+    check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming, args, loop_args,
+              main_process=accelerator.is_main_process)
     # trained and saved by the main process, read by the others
     tokenizer = run_tokenizer(model_args, list(raw["train"]["source"]) + list(raw["train"]["target"]), output_dir,
                               resuming)
@@ -261,8 +272,8 @@ def main(argv=None):
     with lock:
         try:
             return train(model_args, data_args, args, loop_args, accelerator)
-        except SystemExit as exit_:  # a data error, reported
-            return exit_.code
+        except UsageError as error:  # refused before expensive work
+            return report(error)
         except NoSpaceError as error:
             if accelerator.is_main_process:
                 print(f"\nerror: {error}.{resume_hint(loop_args.output_dir)}", file=sys.stderr)
@@ -287,7 +298,7 @@ def train(model_args, data_args, args, loop_args, accelerator):
     if loop_args.torch_compile:
         model.compile()  # in place: parameter names, saving and unwrapping stay as they are
     # fused: one kernel for the whole update, on GPUs (on CPU the default multi-tensor Adam is as fast)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), eps=1e-9,
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPSILON,
                                  fused=accelerator.device.type == "cuda")
     scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=loop_args.warmup_steps)
     # prepared, the scheduler is saved by save_state with the optimiser (a tensor file: no pickle to load back)
@@ -316,8 +327,10 @@ def train(model_args, data_args, args, loop_args, accelerator):
     final = (unsharded_copy(model, accelerator.is_main_process) if loop.sharded else accelerator.unwrap_model(model))
     if accelerator.is_main_process:
         finish_translation_run(final, TranslationRun(
-            tokenizer, raw, data_args, model_args, args, loop_args.output_dir, loop.log_history,
-            loop_args.per_device_eval_batch_size, training_summary(loop, learning_rate), loop.step))
+            tokenizer=tokenizer, raw=raw, data_args=data_args, model_args=model_args, args=args,
+            output_dir=loop_args.output_dir, log_history=loop.log_history,
+            eval_batch_size=loop_args.per_device_eval_batch_size, training=training_summary(loop, learning_rate),
+            steps=loop.step))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     print(f"rank {accelerator.process_index} finished", flush=True)
@@ -362,7 +375,8 @@ def training_summary(loop, learning_rate):
     args, accelerator = loop.args, loop.accelerator
     return (f"{loop.step} steps of a plain Accelerate loop on {accelerator.num_processes} process(es), batches of at "
             f"most {args.max_tokens} padded tokens per process x {args.gradient_accumulation_steps} accumulation "
-            f"steps, Adam (0.9, 0.98, 1e-9), peak lr {learning_rate:.2e} after {args.warmup_steps} warm-up steps, "
+            f"steps, Adam ({ADAM_BETAS[0]}, {ADAM_BETAS[1]}, {ADAM_EPSILON:g}), peak lr {learning_rate:.2e} after "
+            f"{args.warmup_steps} warm-up steps, "
             f"inverse-square-root decay, label smoothing {args.label_smoothing}, {accelerator.mixed_precision} "
             f"mixed precision.")
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from hf_vanilla import PRESETS, VanillaTransformerConfig
-from hf_vanilla.cli import parse_arguments, report  # noqa: F401  (the recipes import them from here too)
+from hf_vanilla.cli import UsageError, parse_arguments, report  # noqa: F401  (the recipes import them from here too)
 from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, DEFAULT_NUM_BEAMS
 
 from .corpora import CORPORA, load_corpus, load_user_data

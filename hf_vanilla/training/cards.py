@@ -88,6 +88,19 @@ def page_examples(texts, count=5, max_words=30):
     return [text for text in texts if len(text.split()) <= max_words][:count]
 
 
+def model_description(model, *details, encoder_only=False):
+    """The card's "Model" line, for every recipe's card: class, shape, LayerNorm placement, vocabulary and size, with
+    the recipe's own `details` (pooling, a starting point) before the size."""
+    config = model.config
+    layers = (f"{config.encoder_layers} encoder layers" if encoder_only
+              else f"{config.encoder_layers}+{config.decoder_layers} layers")
+    ffn = getattr(config, "ffn_dim", None) or config.encoder_ffn_dim  # hf_vanilla's name, or Marian's
+    parts = [f"d_model {config.d_model}", layers, f"{config.num_attention_heads} heads", f"ffn {ffn}", f"{'pre' if getattr(config, 'norm_first', False) else 'post'}-LN",
+             f"a vocabulary of {config.vocab_size} byte-level BPE tokens", *details,
+             f"{model.num_parameters() / 1e6:.1f}M parameters"]
+    return f"`{type(model).__name__}`: " + ", ".join(parts) + "."
+
+
 def write_model_card(output_dir, title, sections, metadata=None, run_dir=None):
     """`README.md` of a saved model folder: the metadata block (a `ModelCardData`), a title and (heading, markdown)
     sections; and, when the run in `run_dir` (default `output_dir`) was resumed with --resume_with_changes, what

@@ -6,7 +6,9 @@
 - A resumed run trains on what its checkpoint was trained on: `record_or_check_run` (run_settings.json).
 - Ctrl-C or SIGTERM: `StopRequest` records it; the recipe finishes the step, saves a checkpoint and stops.
 - A NaN or infinite loss stops training before the optimiser applies it: `check_finite_loss`.
-- The paper's peak learning rate: `paper_peak_learning_rate`.
+- The paper's recipe (section 5.3-5.4), each default defined once with its reason: `paper_peak_learning_rate`,
+  `WARMUP_STEPS`, `ADAM_BETAS`, `ADAM_EPSILON`, `LABEL_SMOOTHING`, and how often a run saves and logs
+  (`SAVE_STEPS`, `LOGGING_STEPS`). The translation recipes (Trainer and Accelerate) and pre-training read them.
 - Several processes (torchrun, accelerate launch): what they share on disk (a fetched corpus, a trained tokenizer)
   is made once, by the main process, before the others read it: `main_process_first`.
 (Atomic folder writes live in `hf_vanilla.files`; the "+50 output tokens" rule in `hf_vanilla.inference`.)
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from hf_vanilla.cli import UsageError
 from hf_vanilla.files import OutputFolderRefused, check_output_folder
 
 from .checkpoints import list_checkpoints
@@ -38,9 +41,21 @@ def paper_peak_learning_rate(d_model: int, warmup_steps: int = 4000) -> float:
     return d_model**-0.5 * warmup_steps**-0.5
 
 
+# The paper warms up for 4000 steps of ~25k-token batches over 4.5M pairs; the built-in corpora hold ~30k pairs, so a
+# tenth of that (about one epoch of batches of 64) keeps the warm-up a small share of a run that fits a CPU.
+WARMUP_STEPS = 400
+ADAM_BETAS = (0.9, 0.98)  # the paper's beta2 0.98 (not Adam's 0.999): steadier with its large early steps
+ADAM_EPSILON = 1e-9  # the paper's
+LABEL_SMOOTHING = 0.1  # the paper's epsilon_ls: worse perplexity, better BLEU
+SAVE_STEPS = 500  # a resumable checkpoint every few minutes of a CPU run (a kill loses at most that)
+LOGGING_STEPS = 50  # a loss point about every 15 seconds on a CPU
+
+
 # Pre-LN keeps the paper's peak too: twice it learned faster for 300 steps, then stalled (validation BLEU 1.2 against
 # 6.1 at 600 steps, docs/learning_speed.md).
-PEAK_LEARNING_RATE_HELP = "Peak learning rate; default the paper's d_model^-0.5 * 4000^-0.5 (9.9e-4 at d_model 256)."
+PEAK_LEARNING_RATE_HELP = (f"Peak learning rate; default the paper's d_model^-0.5 * 4000^-0.5 "
+                           f"({paper_peak_learning_rate(256):.1e} at d_model 256).")
+WARMUP_HELP = f"Linear warm-up steps (the paper: 4000; default {WARMUP_STEPS}, scaled to ~30k-pair corpora)."
 
 
 class OutputFolderError(OutputFolderRefused):
@@ -264,6 +279,17 @@ def record_or_check_run(output_dir, settings, resuming, *arguments):
         changes.append([f"{key}: {recorded.get(key)!r} -> {settings.get(key)!r}"
                         for key in sorted(set(recorded) | set(settings)) if recorded.get(key) != settings.get(key)])
         path.write_text(json.dumps({**settings, CHANGES: changes}, indent=2, sort_keys=True) + "\n")
+
+
+def check_run(output_dir, settings, resuming, *arguments, main_process=True):
+    """`record_or_check_run` as every recipe calls it: on the main process only (one writer), a refusal raised as
+    a UsageError naming --resume_from_checkpoint."""
+    if not main_process:
+        return
+    try:
+        record_or_check_run(output_dir, settings, resuming, *arguments)
+    except OutputFolderError as error:
+        raise UsageError(error, "resume_from_checkpoint") from None
 
 
 def changes_on_resume(output_dir):

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_vanilla.cli import report
+from hf_vanilla.cli import UsageError, report
 from hf_vanilla.files import NoSpaceError, OutputFolderRefused, folder_bytes, replace_folder, space_for
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
@@ -178,6 +178,8 @@ def run_trainer_recipe(train, model_args, data_args, args, training_args):
     with lock:
         try:
             return train(model_args, data_args, args, training_args)
+        except UsageError as error:  # refused before expensive work
+            return report(error)
         except NoSpaceError as error:
             print(f"\nerror: {error}.{resume_hint(training_args.output_dir)}", file=sys.stderr)
             return 1

@@ -6,19 +6,34 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accelerate import PartialState
 
 from hf_vanilla.files import publish_files, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
-from .cards import card_metadata, command_line, markdown_table, page_examples, write_json, write_model_card
+from .cards import (
+    card_metadata,
+    command_line,
+    markdown_table,
+    model_description,
+    page_examples,
+    write_json,
+    write_model_card,
+)
 from .checkpoints import average_checkpoints, list_checkpoints, weights_bytes
 from .corpora import CORPORA, corpus_meta
 from .metrics import translation_scores
 from .plots import plot_training_curves
 from .policies import data_fingerprint, main_process_first
 from .tokenizer import train_bpe_tokenizer
+
+if TYPE_CHECKING:  # names for TranslationRun's fields; arguments imports this module's neighbours at run time
+    from datasets import DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+    from .arguments import DataArguments, ModelArguments, TranslationArguments
 
 logger = logging.getLogger(__name__)
 
@@ -96,15 +111,15 @@ def evaluate_translation(model, tokenizer, dataset, batch_size=64, num_beams=Non
     return {**translation_scores(predictions, list(dataset["target"])), "predictions": predictions}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TranslationRun:
-    """What the end of a translation run needs to know about it."""
+    """What the end of a translation run needs to know about it (given by keyword: the fields are many)."""
 
-    tokenizer: object
-    raw: object  # the DatasetDict: validation picks the final model, test is reported
-    data_args: object
-    model_args: object
-    args: object  # TranslationArguments
+    tokenizer: "PreTrainedTokenizerBase"
+    raw: "DatasetDict"  # validation picks the final model, test is reported
+    data_args: "DataArguments"
+    model_args: "ModelArguments"
+    args: "TranslationArguments"
     output_dir: str
     log_history: list
     eval_batch_size: int
@@ -180,15 +195,6 @@ def _load_weights(model, weights):
     model.tie_weights()
 
 
-def _model_description(model):
-    config = model.config
-    return (f"`{type(model).__name__}`: d_model {config.d_model}, "
-            f"{config.encoder_layers}+{config.decoder_layers} layers, {config.num_attention_heads} heads, "
-            f"ffn {getattr(config, 'ffn_dim', None) or config.encoder_ffn_dim}, "
-            f"{'pre' if getattr(config, 'norm_first', False) else 'post'}-LN, shared vocabulary of "
-            f"{config.vocab_size} byte-level BPE tokens, {model.num_parameters() / 1e6:.1f}M parameters.")
-
-
 def write_translation_card(model, run, summary, chosen, folder):
     """README.md in `folder`, describing the model that will live in `run.output_dir`."""
     data_args, output_dir = run.data_args, run.output_dir
@@ -211,7 +217,7 @@ def write_translation_card(model, run, summary, chosen, folder):
         licences=[CORPORA[data_args.corpus].licence if data_args.corpus else None],
     )
     write_model_card(folder, f"Vanilla Transformer, {source} -> {target} ({data_args.name})", [
-        ("Model", _model_description(model)),
+        ("Model", model_description(model)),
         ("Data", data),
         ("Training", run.training),
         ("Results", markdown_table(["model", "split", "BLEU", "chrF", "sentences"], rows)
