@@ -106,7 +106,34 @@ def cli_speed():
             f"{run['minutes']:.0f} minutes in all. File: benchmarks/results/cli_speed.json.")
 
 
-TABLES = {"demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
+def quality_translation():
+    """hf_vanilla (pre-LN and post-LN) against HF Marian under one recipe command (benchmarks/quality.py)."""
+    from benchmarks.quality import translation_table
+
+    run = _load("quality_translation.json")
+    return (translation_table(run) + f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}`. "
+            "File: benchmarks/results/quality_translation.json.")
+
+
+def quality_budget():
+    """hf_vanilla from scratch within an hour of this machine (benchmarks/quality.py --tasks budget)."""
+    run = _load("quality_budget.json")
+    chosen = run["results"][run["chosen"]]
+    test = chosen["test"]
+    met = "met" if test["bleu"] >= 30 else f"**missed by {30 - test['bleu']:.2f}**"
+    # a run also ends at the recipe's --num_train_epochs, which may come first
+    ended = "the budget" if run["train_seconds"] >= 0.95 * 60 * run["budget_minutes"] else "its epochs, first"
+    row = [f"{run['budget_minutes']:g} min", ended, f"{run['steps']:,}", f"{run['train_seconds'] / 60:.1f} min",
+           run["chosen"], f"{chosen['validation']['bleu']:.2f}", f"{test['bleu']:.2f}", f"{test['chrf']:.2f}",
+           f"{run['wall_minutes']:.1f} min", met]
+    return (_table(["training budget", "ended at", "steps reached", "training", "weights (chosen on validation)",
+                    "validation BLEU", "test BLEU (whole split, beam 4)", "test chrF", "wall time",
+                    "target: 30 BLEU"], [row])
+            + f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}`, which runs "
+              f"`{run['recipe']}`. File: benchmarks/results/quality_budget.json.")
+
+
+TABLES = {"quality-translation": quality_translation, "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
