@@ -41,6 +41,8 @@ from transformers import MarianConfig, MarianMTModel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForConditionalGeneration  # noqa: E402
 from hf_vanilla.modeling_vanilla_transformer import sinusoidal_position_encoding  # noqa: E402
+from hf_vanilla.training.cards import markdown_table  # noqa: E402
+from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
 
 DIMS = {
     "small": dict(d_model=256, layers=3, heads=4, ffn=1024),
@@ -496,6 +498,56 @@ def print_engines(dims_name, result):
             f"{speed / same_engine[f'{mode}_tokens_per_s']:.2f}x Marian in CT2" for mode, speed in speeds.items()))
 
 
+def _dims_label(dims_name, dims):
+    return f"{dims_name} ({dims['d_model']}/{dims['layers']}+{dims['layers']}/{dims['heads']}/{dims['ffn']})"
+
+
+def models_table(report):
+    """The model rows (training, greedy and beam-4 generate, memory, FLOP utilisation), and hf_vanilla / Marian."""
+    labels = {"hf_vanilla": "hf_vanilla", "marian": "HF Marian", "torch": "torch.nn.Transformer"}
+    rows = []
+    for dims_name, result in report["dims"].items():
+        for name, row in result["models"].items():
+            greedy = f"{row['greedy_tokens_per_s']:,.0f}" + (" (no cache)" if name == "torch" else "")
+            rows.append([_dims_label(dims_name, result["dims"]), labels.get(name, name),
+                         f"{row['train_tokens_per_s']:,.0f}", greedy,
+                         f"{row['beam4_tokens_per_s']:,.0f}" if row["beam4_tokens_per_s"] else "-",
+                         f"{row['peak_train_memory_mib']:,.0f}" if row["peak_train_memory_mib"] else "-",
+                         f"{row['train_flop_utilisation']:.0%}"])
+        ratios = {key: ratio(result["models"], key) for key in (
+            "train_tokens_per_s", "greedy_tokens_per_s", "beam4_tokens_per_s", "peak_train_memory_mib")}
+        rows.append([dims_name, "hf_vanilla / HF Marian"] + [f"{ratios[key]:.2f}x" if ratios[key] else "-" for key in (
+            "train_tokens_per_s", "greedy_tokens_per_s", "beam4_tokens_per_s", "peak_train_memory_mib")] +
+            [f"matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s"])
+        bound = result["models"]["hf_vanilla"].get("speedup_bound")
+        if bound:  # Marian's time over hf_vanilla's matrix products + loss, optimiser and generate loop
+            rows.append([dims_name, "bound: hf_vanilla / HF Marian if all else were free",
+                         *(f"{bound[mode]:.2f}x" for mode in ("train", "greedy", "beam4")), "-", "-"])
+    return markdown_table(["dims", "model", "train tok/s", "greedy tok/s", "beam-4 tok/s", "peak train MiB",
+                           "train FLOP utilisation"], rows)
+
+
+def engines_table(report):
+    """CTranslate2 rows: tokens/s, ratio to HF Marian's generate and to Marian in the same engine and layout, with
+    the >= 0.95x (no penalty from the export) verdict."""
+    rows = []
+    for dims_name, result in report["dims"].items():
+        marian = result["models"]["marian"]
+        for name, row in result["engines"].items():
+            if not name.startswith("hf_vanilla"):
+                continue
+            same = result["engines"][name.replace("hf_vanilla", "marian")]
+            cells = []
+            for mode in ("greedy", "beam4"):
+                speed = row[f"{mode}_tokens_per_s"]
+                versus = speed / same[f"{mode}_tokens_per_s"]
+                cells.append(f"{speed:,.0f} ({speed / marian[f'{mode}_tokens_per_s']:.2f}x / {versus:.2f}x"
+                             + ("" if versus >= 0.95 else ", **under 0.95x**") + ")")
+            rows.append([dims_name, name, *cells])
+    return markdown_table(["dims", "engine", "greedy tok/s (vs HF Marian generate / vs Marian in CT2)",
+                           "beam-4 tok/s (same)"], rows)
+
+
 def main():
     if "--cli" in sys.argv[1:]:  # the command line end to end: its own script, its own flags
         import cli_speed
@@ -515,7 +567,8 @@ def main():
     parser.add_argument("--skip_ctranslate2", action="store_true", help="no CTranslate2 rows")
     parser.add_argument("--compile", action="store_true",
                         help="also torch.compile'd training and static-cache compiled generation (hf_vanilla, Marian)")
-    parser.add_argument("--json", default="benchmarks/speed.json")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "speed.json"),
+                        help="Where the results go, with their provenance (the README's tables read the default).")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--engine_probe", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--engine_layout", default="1x2", help=argparse.SUPPRESS)
@@ -530,7 +583,8 @@ def main():
               f"{torch.__version__}, {args.dtype}, {device.type}"
     if device.type == "cuda":
         machine += f" ({torch.cuda.get_device_name()})"
-    report = {"machine": machine, "settings": vars(args), "dims": {}}
+    report = {"provenance": provenance(), "machine": machine, "settings": vars(args), "dims": {}}
+    start = time.perf_counter()
     for dims_name in (DIMS if args.dims == "all" else [args.dims]):
         print(f"measuring {dims_name} dims ...", file=sys.stderr, flush=True)
         report["dims"][dims_name] = measure(dims_name, args, device, dtype)
@@ -564,6 +618,7 @@ def main():
             print(f"{dims_name:6} {'bound':11} " + "  ".join(f"{mode} {value:.2f}x" for mode, value in bound.items())
                   + "  (Marian's time / hf_vanilla's matrix products + loss, optimiser and generate loop)")
         print_engines(dims_name, result)
+    report["minutes"] = (time.perf_counter() - start) / 60
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"\nwritten to {args.json}")
 

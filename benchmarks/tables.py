@@ -133,7 +133,31 @@ def quality_budget():
               f"`{run['recipe']}`. File: benchmarks/results/quality_budget.json.")
 
 
-TABLES = {"quality-translation": quality_translation, "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
+def _speed_note(run):
+    settings = run["settings"]
+    return (f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}` ({run['minutes']:.0f} minutes), "
+            f"training batch {settings['batch_size']} x {settings['length']} + {settings['length']} tokens, generation "
+            f"batch {settings['gen_batch_size']} with {settings['new_tokens']} new tokens, {settings['repeats']} rounds "
+            "in alternation (medians). File: benchmarks/results/speed.json.")
+
+
+def speed():
+    """Model-level speed against HF Marian and torch.nn.Transformer (benchmarks/speed.py)."""
+    from benchmarks.speed import models_table
+
+    run = _load("speed.json")
+    return models_table(run) + _speed_note(run)
+
+
+def speed_engines():
+    """CTranslate2 rows of the same run (benchmarks/speed.py)."""
+    from benchmarks.speed import engines_table
+
+    run = _load("speed.json")
+    return engines_table(run) + _speed_note(run)
+
+
+TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation, "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
