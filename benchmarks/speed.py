@@ -583,7 +583,9 @@ def main():
               f"{torch.__version__}, {args.dtype}, {device.type}"
     if device.type == "cuda":
         machine += f" ({torch.cuda.get_device_name()})"
-    report = {"provenance": provenance(), "machine": machine, "settings": vars(args), "dims": {}}
+    where = Path(args.json).resolve()
+    settings = {**vars(args), "json": str(where.relative_to(ROOT) if where.is_relative_to(ROOT) else where)}
+    report = {"provenance": provenance(), "machine": machine, "settings": settings, "dims": {}}
     start = time.perf_counter()
     for dims_name in (DIMS if args.dims == "all" else [args.dims]):
         print(f"measuring {dims_name} dims ...", file=sys.stderr, flush=True)
