@@ -135,10 +135,10 @@ def quality_budget():
 
 def _speed_note(run):
     settings = run["settings"]
-    return (f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}` ({run['minutes']:.0f} minutes), "
-            f"training batch {settings['batch_size']} x {settings['length']} + {settings['length']} tokens, generation "
-            f"batch {settings['gen_batch_size']} with {settings['new_tokens']} new tokens, {settings['repeats']} rounds "
-            "in alternation (medians). File: benchmarks/results/speed.json.")
+    return (f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}` "
+            f"({run['minutes']:.0f} minutes), training batch {settings['batch_size']} x {settings['length']} + "
+            f"{settings['length']} tokens, generation batch {settings['gen_batch_size']} with {settings['new_tokens']} "
+            f"new tokens, {settings['repeats']} rounds in alternation (medians). File: benchmarks/results/speed.json.")
 
 
 def speed():
@@ -157,7 +157,9 @@ def speed_engines():
     return engines_table(run) + _speed_note(run)
 
 
-TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation, "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples, "learning-speed": learning_speed, "splits": splits,
+TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation,
+          "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples,
+          "learning-speed": learning_speed, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 

@@ -95,7 +95,9 @@ def model_description(model, *details, encoder_only=False):
     layers = (f"{config.encoder_layers} encoder layers" if encoder_only
               else f"{config.encoder_layers}+{config.decoder_layers} layers")
     ffn = getattr(config, "ffn_dim", None) or config.encoder_ffn_dim  # hf_vanilla's name, or Marian's
-    parts = [f"d_model {config.d_model}", layers, f"{config.num_attention_heads} heads", f"ffn {ffn}", f"{'pre' if getattr(config, 'norm_first', False) else 'post'}-LN",
+    placement = "pre" if getattr(config, "norm_first", False) else "post"  # Marian has no norm_first: post-LN
+    parts = [f"d_model {config.d_model}", layers, f"{config.num_attention_heads} heads", f"ffn {ffn}",
+             f"{placement}-LN",
              f"a vocabulary of {config.vocab_size} byte-level BPE tokens", *details,
              f"{model.num_parameters() / 1e6:.1f}M parameters"]
     return f"`{type(model).__name__}`: " + ", ".join(parts) + "."
