@@ -123,7 +123,7 @@ def parse_arguments(parser, argv):
 
 class UsageError(Exception):
     """A refused argument, file or folder, found before expensive work. The recipes raise it; the one place that
-    runs them (`hf_vanilla.training.trainer.run_trainer_recipe`, the Accelerate recipe's `main`) reports it with
+    runs them (`hf_vanilla.training.recipe.TrainerRecipe.main`, the Accelerate recipe's `main`) reports it with
     `report` and exits 2. Typed, so that nothing matches on message text."""
 
     def __init__(self, message, argument=None):

@@ -74,31 +74,41 @@ def check_output_folder(output_dir, *, inputs=None, overwrite=False, ours=()):
 
 
 @contextmanager
-def atomic_folder(target, overwrite=True, staging_name=None):
+def atomic_folder(target, overwrite=True, staging_name=None, merge=False):
     """Yield a hidden staging folder beside `target`; on a clean exit it replaces `target` in one rename.
 
     On an error (or a kill) only the hidden `.<name>.partial*` folder is left, never a half-written `target`; the
     next call clears a leftover fixed-name staging folder. With `overwrite=False` an existing `target` is an error
     (FileExistsError). `staging_name` fixes the staging folder's name (Trainer needs to know it in advance);
-    otherwise a fresh unique one is made.
+    otherwise a fresh unique one is made. With `merge=True` the staging folder lies inside `target` and its files
+    move into `target` one `os.replace` each (`publish_files`): for a run's final model, beside its checkpoints.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    home = target if merge else target.parent
+    home.mkdir(parents=True, exist_ok=True)
     if staging_name:
-        staging = target.parent / staging_name
+        staging = home / staging_name
         if staging.exists():
             shutil.rmtree(staging)  # left by a run that crashed while writing
         staging.mkdir()
     else:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=home))
         staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the folder it becomes gets the user's umask
     try:
         yield staging
-        replace_folder(staging, target)
+        (publish_files if merge else replace_folder)(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def atomic_remove(folder):
+    """Rename, then delete: a kill mid-way leaves a hidden folder, not a half-deleted checkpoint."""
+    folder = Path(folder)
+    doomed = folder.with_name(f".{folder.name}.removing")
+    folder.rename(doomed)
+    shutil.rmtree(doomed)
 
 
 class NoSpaceError(OSError):

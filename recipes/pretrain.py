@@ -20,10 +20,10 @@ from pathlib import Path
 
 import datasets
 import torch
-from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.training.arguments import ModelArguments, UsageError, parse_arguments
+from hf_vanilla.training.arguments import ModelArguments, RecipeTrainingArguments, UsageError
 from hf_vanilla.training.cards import (
     card_metadata,
     command_line,
@@ -33,7 +33,6 @@ from hf_vanilla.training.cards import (
     write_model_card,
 )
 from hf_vanilla.training.corpora import CORPORA, CorpusError, load_corpus, split_by_hash
-from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.policies import (
     ADAM_BETAS,
     ADAM_EPSILON,
@@ -41,7 +40,6 @@ from hf_vanilla.training.policies import (
     PEAK_LEARNING_RATE_HELP,
     RESUME_WITH_CHANGES_HELP,
     SAVE_STEPS,
-    check_run,
     main_process_first,
     paper_peak_learning_rate,
     text_fingerprint,
@@ -53,8 +51,9 @@ from hf_vanilla.training.pretraining import (
     english_training_texts,
     read_text_files,
 )
+from hf_vanilla.training.recipe import TrainerRecipe
 from hf_vanilla.training.tokenizer import fit_to_model
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
+from hf_vanilla.training.trainer import ReliableTrainerMixin
 from hf_vanilla.training.translation import run_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ class PretrainArguments:
 
 
 @dataclass
-class PretrainTrainingArguments(Seq2SeqTrainingArguments):
+class PretrainTrainingArguments(RecipeTrainingArguments, Seq2SeqTrainingArguments):
     output_dir: str = field(default="outputs/pretrain", metadata={"help": "Where the model and checkpoints go."})
     learning_rate: float | None = field(default=None, metadata={"help": PEAK_LEARNING_RATE_HELP})
     warmup_steps: int = field(default=1000, metadata={"help": "Linear warm-up steps."})
@@ -116,10 +115,6 @@ class PretrainTrainingArguments(Seq2SeqTrainingArguments):
     logging_steps: float = field(default=LOGGING_STEPS)
     report_to: str | None = field(default="none")
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
-    max_train_minutes: float | None = field(
-        default=None, metadata={"help": "Stop training after this many minutes; the warm-up is fitted to the steps "
-                                        "that fit."}
-    )
 
 
 class PretrainTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
@@ -150,59 +145,64 @@ def tokenized_pieces(tokenizer, texts, length, validation_share):
             for split, split_rows in splits.items() if split != "test"}
 
 
-def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, PretrainArguments, PretrainTrainingArguments), description=__doc__)
-    model_args, args, training_args = parse_arguments(parser, argv)
-    return run_trainer_recipe(train, model_args, None, args, training_args)
+class PretrainRecipe(TrainerRecipe):
+    """The pre-training recipe's part of the lifecycle (hf_vanilla.training.recipe): unlabelled English text in
+    pieces, a BPE with a mask token, BART's text infilling; at the end, the held-out denoising loss."""
 
+    arguments = (ModelArguments, PretrainArguments, PretrainTrainingArguments)
+    trainer_class = PretrainTrainer
 
-def train(model_args, _, args, training_args):
-    try:
-        with main_process_first():  # the main process fetches the corpora into the cache; the others read them
-            sources, vocabulary_only = load_text(args)
-    except (CorpusError, ValueError, FileNotFoundError) as error:
-        raise UsageError(error) from None
-    texts = [text for _, source_texts in sources.values() for text in source_texts]
-    output_dir = training_args.output_dir
-    resuming = bool(training_args.resume_from_checkpoint)
-    settings = {"sources": {name: text_fingerprint(t) for name, (_, t) in sources.items()},
+    def load_data(self):
+        try:
+            with main_process_first():  # the main process fetches the corpora into the cache; the others read them
+                return load_text(self.args)
+        except (CorpusError, ValueError, FileNotFoundError) as error:
+            raise UsageError(error) from None
+
+    def run_settings(self, loaded):
+        sources, _ = loaded
+        model_args, args = self.model_args, self.args
+        return {"sources": {name: text_fingerprint(t) for name, (_, t) in sources.items()},
                 "vocabulary_pairs": args.vocabulary_pairs, "validation_share": args.validation_share,
                 "preset": model_args.preset, "vocab_size": model_args.vocab_size,
                 "max_source_length": model_args.max_source_length}
-    # a resumed run must train on what its checkpoint was trained on
-    check_run(output_dir, settings, resuming, args, training_args, main_process=training_args.process_index == 0)
-    interrupt = SaveOnInterrupt()
-    set_seed(training_args.seed)
 
-    # this run's own when resuming; else trained (by the main process only) and saved in output_dir
-    tokenizer = run_tokenizer(replace(model_args, tokenizer_name=None, model_name_or_path=None),
-                              texts + vocabulary_only, output_dir, resuming, mask_token=MASK_TOKEN)
-    data = tokenized_pieces(tokenizer, texts, model_args.max_source_length, args.validation_share)
-    model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
-    fit_to_model(tokenizer, model)
-    training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
-    logger.info("%d pieces to pre-train on (%d held out), %.1fM parameters", len(data["train"]),
-                len(data["validation"]), model.num_parameters() / 1e6)
+    def build(self, loaded):
+        (sources, vocabulary_only), model_args, args = loaded, self.model_args, self.args
+        training_args = self.training_args
+        texts = [text for _, source_texts in sources.values() for text in source_texts]
+        # this run's own when resuming; else trained (by the main process only) and saved in output_dir
+        tokenizer = run_tokenizer(replace(model_args, tokenizer_name=None, model_name_or_path=None),
+                                  texts + vocabulary_only, training_args.output_dir, self.resuming,
+                                  mask_token=MASK_TOKEN)
+        self.pieces = tokenized_pieces(tokenizer, texts, model_args.max_source_length, args.validation_share)
+        model = VanillaTransformerForConditionalGeneration(model_args.config(tokenizer))
+        fit_to_model(tokenizer, model)
+        training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
+        logger.info("%d pieces to pre-train on (%d held out), %.1fM parameters", len(self.pieces["train"]),
+                    len(self.pieces["validation"]), model.num_parameters() / 1e6)
+        return dict(model=model, train_dataset=self.pieces["train"], eval_dataset=self.pieces["validation"],
+                    processing_class=tokenizer,
+                    data_collator=InfillingCollator(tokenizer, args.mask_ratio, args.poisson_lambda,
+                                                    training_args.seed))
 
-    push = take_push_request(training_args)
-    trainer = PretrainTrainer(model=model, args=training_args, train_dataset=data["train"],
-                              eval_dataset=data["validation"], processing_class=tokenizer,
-                              data_collator=InfillingCollator(tokenizer, args.mask_ratio, args.poisson_lambda,
-                                                              training_args.seed),
-                              callbacks=[interrupt])
-    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
-    if status is not None:
-        return status
-    loss = trainer.evaluate()["eval_loss"]  # every process takes part (the held-out pieces are split over them)
-    trainer.save_model(output_dir)
-    if not trainer.is_world_process_zero():
-        return 0
-    results = {"steps": trainer.state.global_step, "validation_loss": loss,
-               "pieces": {"train": len(data["train"]), "validation": len(data["validation"])}}
-    write_json(Path(output_dir) / "results.json", results)
-    write_pretraining_card(model, sources, vocabulary_only, args, results, training_args)
-    print(f"\nheld-out denoising loss {loss:.3f} after {trainer.state.global_step} steps\nmodel saved in {output_dir}")
-    return push_if_requested(push, output_dir)
+    def evaluate(self, trainer, loaded):
+        loss = trainer.evaluate()["eval_loss"]  # every process takes part (the held-out pieces are split over them)
+        trainer.save_model(self.training_args.output_dir)
+        return loss
+
+    def publish(self, trainer, loaded, loss):
+        (sources, vocabulary_only), output_dir = loaded, self.training_args.output_dir
+        results = {"steps": trainer.state.global_step, "validation_loss": loss,
+                   "pieces": {"train": len(self.pieces["train"]), "validation": len(self.pieces["validation"])}}
+        write_json(Path(output_dir) / "results.json", results)
+        write_pretraining_card(trainer.model, sources, vocabulary_only, self.args, results, self.training_args)
+        print(f"\nheld-out denoising loss {loss:.3f} after {trainer.state.global_step} steps\n"
+              f"model saved in {output_dir}")
+
+
+def main(argv=None):
+    return PretrainRecipe(__doc__).main(argv)
 
 
 def write_pretraining_card(model, sources, vocabulary_only, args, results, training_args):

@@ -20,16 +20,14 @@ import torch
 from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
-    set_seed,
 )
 
 from hf_vanilla import VanillaTransformerForSequenceClassification
 from hf_vanilla.inference import load_tokenizer
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
-from hf_vanilla.training.arguments import DataArguments, ModelArguments, UsageError, parse_arguments
+from hf_vanilla.training.arguments import DataArguments, ModelArguments, RecipeTrainingArguments, UsageError
 from hf_vanilla.training.cards import (
     card_metadata,
     command_line,
@@ -40,14 +38,11 @@ from hf_vanilla.training.cards import (
     write_model_card,
 )
 from hf_vanilla.training.corpora import CORPORA, CorpusError, corpus_meta
-from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import classification_scores
-from hf_vanilla.training.policies import (
-    RESUME_WITH_CHANGES_HELP,
-    check_run,
-)
+from hf_vanilla.training.policies import RESUME_WITH_CHANGES_HELP
+from hf_vanilla.training.recipe import TrainerRecipe
 from hf_vanilla.training.tokenizer import fit_to_model
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
+from hf_vanilla.training.trainer import ReliableTrainerMixin
 from hf_vanilla.training.translation import run_settings, run_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -68,7 +63,7 @@ class ClassificationArguments:
 
 
 @dataclass
-class ClassificationTrainingArguments(TrainingArguments):
+class ClassificationTrainingArguments(RecipeTrainingArguments, TrainingArguments):
     output_dir: str = field(default="outputs/classification", metadata={"help": "Where the model goes."})
     learning_rate: float = field(default=5e-4)
     warmup_steps: float = field(default=200)
@@ -94,32 +89,70 @@ class ClassificationTrainer(ReliableTrainerMixin, Trainer):
     """Trainer with atomic checkpoints and a stop on a NaN loss."""
 
 
-def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, ClassificationArguments,
-                               ClassificationTrainingArguments), description=__doc__)
-    model_args, data_args, args, training_args = parse_arguments(parser, argv)
-    data_args.default_to("rotten-tomatoes")
-    return run_trainer_recipe(train, model_args, data_args, args, training_args)
+class ClassificationRecipe(TrainerRecipe):
+    """The classification recipe's part of the lifecycle (hf_vanilla.training.recipe): labelled texts, the encoder
+    with a pooled head (fresh, or from --init_from), accuracy and macro-F1; the best validation checkpoint is kept."""
 
+    arguments = (ModelArguments, DataArguments, ClassificationArguments, ClassificationTrainingArguments)
+    trainer_class = ClassificationTrainer
+    default_data = ("rotten-tomatoes",)
 
-def load_checked_data(model_args, data_args, args, training_args):
-    """Every argument, folder and data file checked before any expensive work: the data, or a UsageError."""
-    if args.init_from:
+    def load_data(self):
+        model_args, args = self.model_args, self.args
+        if args.init_from:
+            try:
+                check_model_folder(args.init_from)
+                load_tokenizer(args.init_from, trust_remote_code=model_args.trust_remote_code)
+            except (FileNotFoundError, ValueError) as error:
+                raise UsageError(error, "init_from") from None
+            positions = json.loads((Path(args.init_from) / "config.json").read_text())["max_position_embeddings"]
+            if model_args.max_source_length > positions:
+                raise UsageError(f"{model_args.max_source_length} tokens is more than the --init_from model's "
+                                 f"max_position_embeddings={positions}: give --max_source_length {positions} or less",
+                                 "max_source_length")
         try:
-            check_model_folder(args.init_from)
-            load_tokenizer(args.init_from, trust_remote_code=model_args.trust_remote_code)
-        except (FileNotFoundError, ValueError) as error:
-            raise UsageError(error, "init_from") from None
-        positions = json.loads((Path(args.init_from) / "config.json").read_text())["max_position_embeddings"]
-        if model_args.max_source_length > positions:
-            raise UsageError(f"{model_args.max_source_length} tokens is more than the --init_from model's "
-                          f"max_position_embeddings={positions}: give --max_source_length {positions} or less",
-                          "max_source_length")
-    try:
-        return data_args.load("classification", args.max_train_samples, args.max_eval_samples,
-                              args.max_predict_samples)
-    except (CorpusError, ValueError, FileNotFoundError) as error:
-        raise UsageError(error) from None
+            return self.data_args.load("classification", args.max_train_samples, args.max_eval_samples,
+                                       args.max_predict_samples)
+        except (CorpusError, ValueError, FileNotFoundError) as error:
+            raise UsageError(error) from None
+
+    def run_settings(self, raw):
+        settings = run_settings(self.model_args, self.data_args, raw, ["text", "label"])
+        return {**settings, "init_from": self.args.init_from}
+
+    def build(self, raw):
+        model, tokenizer = load_model(self.model_args, self.args, raw, self.training_args.output_dir, self.resuming)
+        fit_to_model(tokenizer, model)
+        length = self.model_args.max_source_length
+        tokenized = raw.map(lambda rows: tokenizer(rows["text"], max_length=length, truncation=True),
+                            batched=True, remove_columns=["text"], desc="tokenizing")
+        self.tokenized = tokenized
+
+        def compute_metrics(prediction):
+            logits, labels = prediction
+            return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
+
+        return dict(model=model, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
+                    processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                    compute_metrics=compute_metrics)
+
+    def evaluate(self, trainer, raw):
+        scores = {split: trainer.evaluate(self.tokenized[split], metric_key_prefix=split)
+                  for split in ("validation", "test")}
+        trainer.save_model(self.training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
+        return scores
+
+    def publish(self, trainer, raw, scores):
+        output_dir = self.training_args.output_dir
+        write_json(Path(output_dir) / "results.json", {**scores, "examples": page_examples(raw["validation"]["text"])})
+        write_classification_card(trainer.model, self.data_args, self.args, raw, scores, output_dir)
+        test = scores["test"]
+        print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
+              f"model saved in {output_dir}")
+
+
+def main(argv=None):
+    return ClassificationRecipe(__doc__).main(argv)
 
 
 def load_model(model_args, args, raw, output_dir, resuming):
@@ -140,48 +173,6 @@ def load_model(model_args, args, raw, output_dir, resuming):
         model = VanillaTransformerForSequenceClassification(config)
     model.config.problem_type = "single_label_classification"
     return model, tokenizer
-
-
-def train(model_args, data_args, args, training_args):
-    raw = load_checked_data(model_args, data_args, args, training_args)
-    resuming = bool(training_args.resume_from_checkpoint)
-    settings = {**run_settings(model_args, data_args, raw, ["text", "label"]), "init_from": args.init_from}
-    # a resumed run must train on what its checkpoint was trained on
-    check_run(training_args.output_dir, settings, resuming, args, training_args,
-              main_process=training_args.process_index == 0)
-    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
-    set_seed(training_args.seed)
-    model, tokenizer = load_model(model_args, args, raw, training_args.output_dir, resuming)
-    fit_to_model(tokenizer, model)
-    tokenized = raw.map(lambda rows: tokenizer(rows["text"], max_length=model_args.max_source_length,
-                                               truncation=True),
-                        batched=True, remove_columns=["text"], desc="tokenizing")
-
-    def compute_metrics(prediction):
-        logits, labels = prediction
-        return classification_scores(np.argmax(logits, axis=-1).tolist(), labels.tolist())
-
-    push = take_push_request(training_args)
-    trainer = ClassificationTrainer(
-        model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
-        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics, callbacks=[interrupt],
-    )
-    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
-    if status is not None:
-        return status
-
-    scores = {split: trainer.evaluate(tokenized[split], metric_key_prefix=split) for split in ("validation", "test")}
-    trainer.save_model(training_args.output_dir)  # the best checkpoint's weights, with the tokenizer
-    if not trainer.is_world_process_zero():  # the results and card are written once
-        return 0
-    write_json(Path(training_args.output_dir) / "results.json",
-               {**scores, "examples": page_examples(raw["validation"]["text"])})
-    write_classification_card(model, data_args, args, raw, scores, training_args.output_dir)
-    test = scores["test"]
-    print(f"\ntest accuracy {test['test_accuracy']:.4f}, macro-F1 {test['test_macro_f1']:.4f}\n"
-          f"model saved in {training_args.output_dir}")
-    return push_if_requested(push, training_args.output_dir)
 
 
 def write_classification_card(model, data_args, args, raw, scores, output_dir):

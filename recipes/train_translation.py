@@ -26,10 +26,8 @@ import torch
 from transformers import (
     AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
-    HfArgumentParser,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    set_seed,
 )
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
@@ -38,12 +36,11 @@ from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import (
     DataArguments,
     ModelArguments,
+    RecipeTrainingArguments,
     TranslationArguments,
     UsageError,
-    parse_arguments,
 )
 from hf_vanilla.training.corpora import CorpusError
-from hf_vanilla.training.hub import push_if_requested, take_push_request
 from hf_vanilla.training.metrics import translation_scores
 from hf_vanilla.training.policies import (
     ADAM_BETAS,
@@ -54,11 +51,11 @@ from hf_vanilla.training.policies import (
     SAVE_STEPS,
     WARMUP_HELP,
     WARMUP_STEPS,
-    check_run,
     paper_peak_learning_rate,
 )
+from hf_vanilla.training.recipe import TrainerRecipe
 from hf_vanilla.training.tokenizer import fit_to_model
-from hf_vanilla.training.trainer import ReliableTrainerMixin, SaveOnInterrupt, run_trainer_recipe, train_or_stop
+from hf_vanilla.training.trainer import ReliableTrainerMixin, TokenBudgetMixin
 from hf_vanilla.training.translation import (
     TranslationRun,
     finish_translation_run,
@@ -72,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationTrainingArguments(Seq2SeqTrainingArguments):
+class TranslationTrainingArguments(RecipeTrainingArguments, Seq2SeqTrainingArguments):
     """Seq2SeqTrainingArguments with the paper's recipe as defaults."""
 
     output_dir: str = field(default="outputs/translation", metadata={"help": "Where the model and checkpoints go."})
@@ -101,17 +98,13 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
     dataloader_pin_memory: bool = field(
         default=torch.cuda.is_available(), metadata={"help": "Pin batches in memory (on by default with a GPU)."}
     )
-    max_train_minutes: float | None = field(
-        default=None, metadata={"help": "Stop training after this many minutes (then average, evaluate and save as "
-                                        "usual); the warm-up is fitted to the steps that fit."}
-    )
     max_tokens: int | None = field(
         default=None, metadata={"help": "Batch by a budget of padded source + target tokens per device (the paper's "
                                         "way) instead of --per_device_train_batch_size sentences."}
     )
 
 
-class TranslationTrainer(ReliableTrainerMixin, Seq2SeqTrainer):
+class TranslationTrainer(TokenBudgetMixin, ReliableTrainerMixin, Seq2SeqTrainer):
     """Seq2SeqTrainer with atomic checkpoints, a stop on a NaN loss and, with `--max_tokens`, token-budget batches."""
 
 
@@ -140,79 +133,73 @@ def load_model(model_args, tokenizer):
                                                  attn_implementation=model_args.attn_implementation)
 
 
+class TranslationRecipe(TrainerRecipe):
+    """The translation recipe's part of the lifecycle (hf_vanilla.training.recipe): pairs, a joint BPE, the paper's
+    model and schedule; at the end, the last model against the average of the last checkpoints, scored on BLEU."""
+
+    arguments = (ModelArguments, DataArguments, TranslationArguments, TranslationTrainingArguments)
+    trainer_class = TranslationTrainer
+    default_data = ("libreoffice-help", "en-fr")
+
+    def load_data(self):
+        model_args, data_args, args, training_args = self.model_args, self.data_args, self.args, self.training_args
+        if data_args.streaming and training_args.max_steps <= 0:
+            raise UsageError("a stream has no known length, so epochs cannot be counted: give --max_steps",
+                             "streaming")
+        if data_args.streaming and training_args.max_tokens:
+            raise UsageError("token-budget batches are planned over the whole split's lengths, which a stream does "
+                             "not have: use --per_device_train_batch_size", "max_tokens")
+        if model_args.model_name_or_path:
+            try:
+                check_model_folder(model_args.model_name_or_path, model_type=None)
+            except (FileNotFoundError, ValueError) as error:
+                raise UsageError(error, "model_name_or_path") from None
+        if model_args.tokenizer_name:
+            try:
+                load_tokenizer(model_args.tokenizer_name, trust_remote_code=model_args.trust_remote_code)
+            except (FileNotFoundError, ValueError) as error:
+                raise UsageError(error, "tokenizer_name") from None
+        try:
+            return data_args.load("translation", args.max_train_samples, args.max_eval_samples,
+                                  args.max_predict_samples)
+        except (CorpusError, ValueError, FileNotFoundError) as error:
+            raise UsageError(error) from None
+
+    def run_settings(self, raw):
+        return run_settings(self.model_args, self.data_args, raw, ["source", "target"])
+
+    def build(self, raw):
+        model_args, data_args, args, training_args = self.model_args, self.data_args, self.args, self.training_args
+        texts = (row[column] for row in raw["train"] for column in ("source", "target")) if data_args.streaming \
+            else list(raw["train"]["source"]) + list(raw["train"]["target"])  # a stream is read once, row by row
+        tokenizer = run_tokenizer(model_args, texts, training_args.output_dir, self.resuming)
+        features = translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length)
+        tokenized = {split: rows.map(features, batched=True, remove_columns=["source", "target"],
+                                     **({} if data_args.streaming and split == "train" else {"desc": "tokenizing"}))
+                     for split, rows in raw.items()}
+        if data_args.streaming:  # shuffled through a buffer, a new order each epoch from the seed (resuming is exact)
+            tokenized["train"] = tokenized["train"].shuffle(seed=training_args.seed, buffer_size=10_000)
+        model = load_model(model_args, tokenizer)
+        fit_to_model(tokenizer, model)
+        training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
+        paper_generation_settings(model, args.num_beams, args.length_penalty)
+        training_args.save_total_limit = max(args.average_last_n, 1)
+        logger.info("%s: %.1fM parameters, peak lr %.2e", model.config.d_model, model.num_parameters() / 1e6,
+                    training_args.learning_rate)
+        return dict(model=model, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
+                    processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+                    compute_metrics=bleu_metric(tokenizer))
+
+    def publish(self, trainer, raw, scores):
+        finish_translation_run(trainer.model, TranslationRun(
+            tokenizer=trainer.processing_class, raw=raw, data_args=self.data_args, model_args=self.model_args,
+            args=self.args, output_dir=self.training_args.output_dir, log_history=trainer.state.log_history,
+            eval_batch_size=self.training_args.per_device_eval_batch_size, training=training_summary(trainer),
+            steps=trainer.state.global_step))
+
+
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments, TranslationTrainingArguments),
-                              description=__doc__)
-    model_args, data_args, args, training_args = parse_arguments(parser, argv)
-    data_args.default_to("libreoffice-help", "en-fr")
-    return run_trainer_recipe(train, model_args, data_args, args, training_args)
-
-
-def load_checked_data(model_args, data_args, args, training_args):
-    """Every argument, folder and data file checked before any expensive work: the data, or a UsageError."""
-    if data_args.streaming and training_args.max_steps <= 0:
-        raise UsageError("a stream has no known length, so epochs cannot be counted: give --max_steps", "streaming")
-    if data_args.streaming and training_args.max_tokens:
-        raise UsageError("token-budget batches are planned over the whole split's lengths, which a stream does not "
-                      "have: use --per_device_train_batch_size", "max_tokens")
-    if model_args.model_name_or_path:
-        try:
-            check_model_folder(model_args.model_name_or_path, model_type=None)
-        except (FileNotFoundError, ValueError) as error:
-            raise UsageError(error, "model_name_or_path") from None
-    if model_args.tokenizer_name:
-        try:
-            load_tokenizer(model_args.tokenizer_name, trust_remote_code=model_args.trust_remote_code)
-        except (FileNotFoundError, ValueError) as error:
-            raise UsageError(error, "tokenizer_name") from None
-    try:
-        return data_args.load("translation", args.max_train_samples, args.max_eval_samples, args.max_predict_samples)
-    except (CorpusError, ValueError, FileNotFoundError) as error:
-        raise UsageError(error) from None
-
-
-def train(model_args, data_args, args, training_args):
-    raw = load_checked_data(model_args, data_args, args, training_args)
-    interrupt = SaveOnInterrupt()  # from here on, Ctrl-C stops at the next step end with a checkpoint
-    set_seed(training_args.seed)
-    output_dir = training_args.output_dir
-    resuming = bool(training_args.resume_from_checkpoint)
-    # a resumed run must train on what its checkpoint was trained on
-    check_run(output_dir, run_settings(model_args, data_args, raw, ["source", "target"]), resuming, args,
-              training_args, main_process=training_args.process_index == 0)
-    texts = (row[column] for row in raw["train"] for column in ("source", "target")) if data_args.streaming else \
-        list(raw["train"]["source"]) + list(raw["train"]["target"])  # a stream is read once, a row at a time
-    tokenizer = run_tokenizer(model_args, texts, output_dir, resuming)
-    features = translation_features(tokenizer, model_args.max_source_length, model_args.max_target_length)
-    tokenized = {split: rows.map(features, batched=True, remove_columns=["source", "target"],
-                                 **({} if data_args.streaming and split == "train" else {"desc": "tokenizing"}))
-                 for split, rows in raw.items()}
-    if data_args.streaming:  # shuffled through a buffer, a new order each epoch from the seed (so resuming is exact)
-        tokenized["train"] = tokenized["train"].shuffle(seed=training_args.seed, buffer_size=10_000)
-    model = load_model(model_args, tokenizer)
-    fit_to_model(tokenizer, model)
-    training_args.learning_rate = training_args.learning_rate or paper_peak_learning_rate(model.config.d_model)
-    paper_generation_settings(model, args.num_beams, args.length_penalty)
-    training_args.save_total_limit = max(args.average_last_n, 1)
-    logger.info("%s: %.1fM parameters, peak lr %.2e", model.config.d_model, model.num_parameters() / 1e6,
-                training_args.learning_rate)
-
-    push = take_push_request(training_args)
-    trainer = TranslationTrainer(
-        model=model, args=training_args, train_dataset=tokenized["train"], eval_dataset=tokenized["validation"],
-        processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-        compute_metrics=bleu_metric(tokenizer), callbacks=[interrupt],
-    )
-    status = train_or_stop(trainer, interrupt, training_args.resume_from_checkpoint)
-    if status is not None:
-        return status
-    if not trainer.is_world_process_zero():
-        return 0
-    finish_translation_run(trainer.model, TranslationRun(
-        tokenizer=tokenizer, raw=raw, data_args=data_args, model_args=model_args, args=args, output_dir=output_dir,
-        log_history=trainer.state.log_history, eval_batch_size=training_args.per_device_eval_batch_size,
-        training=training_summary(trainer), steps=trainer.state.global_step))
-    return push_if_requested(push, output_dir)
+    return TranslationRecipe(__doc__).main(argv)
 
 
 def training_summary(trainer):

@@ -18,7 +18,6 @@ Accelerate does not shard, `--fsdp True` (or an Accelerate FSDP config) shards w
 import json
 import logging
 import os
-import shutil
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForSeq2Seq, HfArgumentParser, get_inverse_sqrt_schedule
 
 from hf_vanilla import VanillaTransformerForConditionalGeneration
-from hf_vanilla.files import NoSpaceError, OutputFolderRefused, atomic_folder, folder_bytes, space_for
+from hf_vanilla.files import NoSpaceError, OutputFolderRefused, atomic_folder, atomic_remove, folder_bytes, space_for
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 from hf_vanilla.training.arguments import (
     DataArguments,
@@ -191,13 +190,6 @@ class Loop:
                 atomic_remove(old)
         accelerator.wait_for_everyone()
         return folder
-
-
-def atomic_remove(folder):
-    """Rename, then delete: a kill mid-way leaves a hidden folder, not a half-deleted checkpoint."""
-    doomed = folder.with_name(f".{folder.name}.removing")
-    folder.rename(doomed)
-    shutil.rmtree(doomed)
 
 
 def build(model_args, data_args, args, loop_args, accelerator):

@@ -71,6 +71,23 @@ def test_time_budget_is_the_runs_total_across_a_resume(tmp_path, translation_csv
     assert json.loads((out / "results.json").read_text())["steps"] <= state["global_step"] + 1
 
 
+def test_every_trainer_recipe_takes_a_time_budget(tmp_path):
+    # --max_train_minutes is one field of every recipe's training arguments (training.arguments.RecipeTrainingArguments):
+    # the classifier, on a linear schedule, stops when its budget is spent and still evaluates and saves
+    from test_recipes import write_reviews
+
+    data = tmp_path / "reviews.csv"
+    write_reviews(data)
+    out = tmp_path / "out"
+    result = run_module("recipes.train_classification", "--train_file", data, "--text_column", "review",
+                        "--label_column", "stars", "--preset", "tiny", "--vocab_size", "300", "--output_dir", out,
+                        "--num_train_epochs", 1000, "--max_train_minutes", 0.1, "--save_strategy", "no",
+                        "--eval_strategy", "no", "--load_best_model_at_end", "False")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "time budget of 0.1 minutes spent" in result.stderr, result.stderr[-3000:]
+    assert "test_accuracy" in json.loads((out / "results.json").read_text())["test"]
+
+
 @pytest.mark.parametrize("change", [["--seed", "7"], ["--learning_rate", "3e-3"], ["--max_tokens", "500"]])
 def test_resume_with_other_loop_settings_is_refused_naming_them(change, tmp_path, translation_csv):
     out = tmp_path / "out"

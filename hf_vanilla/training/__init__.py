@@ -5,6 +5,7 @@
     arguments     the command-line arguments the recipes share (HfArgumentParser dataclasses)
     policies      what every recipe does the same way: one run per output folder, stop on Ctrl-C/SIGTERM with a
                   checkpoint, stop on a NaN loss, the paper's peak learning rate, the main process first
+    recipe        the template every Trainer recipe runs through (parse, check, claim, build, train, publish)
     sharding      FSDP2 (torch's fully_shard) where Accelerate does not shard: several CPU processes
     trainer       Trainer's side of those policies (atomic checkpoints, resumable batch order, token budgets)
     translation   tokenising pairs, evaluating BLEU, choosing last vs averaged checkpoints, writing the final folder

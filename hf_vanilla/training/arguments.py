@@ -13,6 +13,18 @@ from .policies import RESUME_WITH_CHANGES_HELP
 
 
 @dataclass
+class RecipeTrainingArguments:
+    """The flags every Trainer recipe adds to Trainer's own (mixed into each recipe's TrainingArguments, so that
+    `ReliableTrainerMixin` reads them as fields, not by `getattr`)."""
+
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training after this many minutes (then evaluate and save as usual); "
+                                        "with the inverse-square-root schedule the warm-up is fitted to the steps "
+                                        "that fit."}
+    )
+
+
+@dataclass
 class ModelArguments:
     preset: str = field(default="small", metadata={"help": f"Model size: {', '.join(PRESETS)}."})
     model_name_or_path: str | None = field(

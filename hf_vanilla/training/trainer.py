@@ -4,26 +4,25 @@
   `checkpoint-N` in place, so a crash mid-save would leave a half-written folder that resuming picks up.
 - A NaN or infinite loss stops training before the optimiser applies it, naming the last good checkpoint.
 - Length-grouped batches are shuffled by (seed, epoch), so a resumed run sees the same batches as one left alone;
-  with `max_tokens` in the training arguments, batches hold a budget of padded tokens instead (the paper's way).
+  with `--max_tokens` (`TokenBudgetMixin`, translation), batches hold a budget of padded tokens (the paper's way).
+- With `--max_train_minutes` (every recipe's `RecipeTrainingArguments`), training stops when the budget is spent.
 - Ctrl-C or SIGTERM finishes the step, saves a checkpoint and stops (`SaveOnInterrupt`).
 - A checkpoint that would not fit on the disk (or fills it) stops the run with exit 1, naming the folder, the space it
   needs and the last complete checkpoint (files.space_for); the staging folder is removed.
 """
 
-import logging
-import shutil
+import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import transformers
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_vanilla.cli import UsageError, report
-from hf_vanilla.files import NoSpaceError, OutputFolderRefused, folder_bytes, replace_folder, space_for
+from hf_vanilla.files import atomic_folder, folder_bytes, space_for
 
 from .batching import EpochSeededLengthGroupedSampler, TokenBudgetBatchSampler, padded_sizes
 from .budget import InverseSqrtSchedule, TimeBudget
@@ -33,8 +32,6 @@ from .policies import (
     NonFiniteLossError,
     StopRequest,
     check_finite_loss,
-    claim_output_dir,
-    run_inputs,
 )
 
 
@@ -69,22 +66,10 @@ class ReliableTrainerMixin:
             return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, self._data_seed())
         return sampler
 
-    def get_train_dataloader(self):
-        max_tokens = getattr(self.args, "max_tokens", None)
-        if not max_tokens:
-            return super().get_train_dataloader()
-        lengths = padded_sizes(self.train_dataset)
-        dataset = self.train_dataset.remove_columns([c for c in self.train_dataset.column_names
-                                                     if c not in ("input_ids", "attention_mask", "labels")])
-        loader = DataLoader(dataset, batch_sampler=TokenBudgetBatchSampler(lengths, max_tokens, self._data_seed()),
-                            collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
-                            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
-        return self.accelerator.prepare(loader)
-
     def create_scheduler(self, num_training_steps, optimizer=None):
         """With a time budget (`max_train_minutes`) and the paper's schedule, one whose warm-up the budget can
         shorten to the steps that fit (budget.TimeBudget); otherwise Trainer's own."""
-        if self.lr_scheduler is None and getattr(self.args, "max_train_minutes", None) and \
+        if self.lr_scheduler is None and self.args.max_train_minutes and \
                 self.args.lr_scheduler_type == "inverse_sqrt":
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, self.budget_schedule)
             self._created_lr_scheduler = True
@@ -102,27 +87,30 @@ class ReliableTrainerMixin:
     def _save_checkpoint(self, model, trial):
         run_dir = Path(super()._get_output_dir(trial))
         name = f"checkpoint-{self.state.global_step}"
-        staging, final = run_dir / f".{name}.partial", run_dir / name
-        if self.args.should_save and staging.exists():
-            shutil.rmtree(staging)  # left by a run that crashed while saving
+        final = run_dir / name
         self.accelerator.wait_for_everyone()
-        self._staging_dir = str(staging)
-        try:
-            with space_for(final, self._checkpoint_bytes(run_dir)):
-                super()._save_checkpoint(model, trial)  # writes <staging>/checkpoint-N; every process adds its files
-        except BaseException:
+        # the main process stages and publishes (files.atomic_folder); Trainer writes <staging>/checkpoint-N, whose
+        # files move up a level before the staging folder becomes `final`
+        writing = atomic_folder(final, staging_name=f".{name}.partial") if self.args.should_save else \
+            nullcontext(run_dir / f".{name}.partial")
+        with writing as staging:
+            self.accelerator.wait_for_everyone()  # staging exists before any process writes into it
+            self._staging_dir = str(staging)
+            try:
+                with space_for(final, self._checkpoint_bytes(run_dir)):
+                    super()._save_checkpoint(model, trial)  # every process adds its files
+            finally:
+                self._staging_dir = None
+            self.accelerator.wait_for_everyone()
             if self.args.should_save:
-                shutil.rmtree(staging, ignore_errors=True)
-            raise
-        finally:
-            self._staging_dir = None
-        self.accelerator.wait_for_everyone()
+                written = staging / name
+                if self.state.best_model_checkpoint == str(written):  # Trainer recorded the staging path
+                    self.state.best_model_checkpoint = str(final)
+                    self.state.save_to_json(str(written / "trainer_state.json"))
+                for item in list(written.iterdir()):
+                    os.replace(item, staging / item.name)
+                written.rmdir()
         if self.args.should_save:
-            if self.state.best_model_checkpoint == str(staging / name):  # Trainer recorded the staging path
-                self.state.best_model_checkpoint = str(final)
-                self.state.save_to_json(str(staging / name / "trainer_state.json"))
-            replace_folder(staging / name, final)
-            staging.rmdir()
             self._rotate(run_dir)
         self.accelerator.wait_for_everyone()
 
@@ -163,26 +151,21 @@ class ReliableTrainerMixin:
         return loss
 
 
-def run_trainer_recipe(train, model_args, data_args, args, training_args):
-    """What a Trainer recipe's `main` does around its `train(...)`: logging, and the output folder claimed (checked
-    and locked, on the main process) for the life of the run. Returns train's exit status, or 2 for a refused
-    output folder."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
-    try:  # one run per output folder; the lock goes with the process
-        lock = claim_output_dir(training_args.output_dir, args.overwrite_output_dir,
-                                training_args.resume_from_checkpoint, main_process=training_args.process_index == 0,
-                                inputs=run_inputs(model_args, data_args, args))
-    except OutputFolderRefused as error:
-        return report(error, "output_dir")
-    with lock:
-        try:
-            return train(model_args, data_args, args, training_args)
-        except UsageError as error:  # refused before expensive work
-            return report(error)
-        except NoSpaceError as error:
-            print(f"\nerror: {error}.{resume_hint(training_args.output_dir)}", file=sys.stderr)
-            return 1
+class TokenBudgetMixin:
+    """With `--max_tokens` (the translation recipe's flag), batches hold a budget of padded tokens, the paper's way,
+    cut anew each epoch from (seed, epoch); without it, Trainer's batches. Listed before ReliableTrainerMixin."""
+
+    def get_train_dataloader(self):
+        max_tokens = self.args.max_tokens
+        if not max_tokens:
+            return super().get_train_dataloader()
+        lengths = padded_sizes(self.train_dataset)
+        dataset = self.train_dataset.remove_columns([c for c in self.train_dataset.column_names
+                                                     if c not in ("input_ids", "attention_mask", "labels")])
+        loader = DataLoader(dataset, batch_sampler=TokenBudgetBatchSampler(lengths, max_tokens, self._data_seed()),
+                            collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
+                            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
+        return self.accelerator.prepare(loader)
 
 
 def resume_hint(output_dir):
@@ -196,7 +179,7 @@ def resume_hint(output_dir):
 
 def budget_callbacks(trainer):
     """The TimeBudget callback for a trainer whose arguments set `max_train_minutes`, or none."""
-    minutes = getattr(trainer.args, "max_train_minutes", None)
+    minutes = trainer.args.max_train_minutes
     if minutes is None:
         return []
     schedule = trainer.budget_schedule if trainer.args.lr_scheduler_type == "inverse_sqrt" else None

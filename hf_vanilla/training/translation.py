@@ -2,7 +2,6 @@
 BLEU evaluation, and the end of a run (last model vs averaged checkpoints, then the output folder and its card)."""
 
 import logging
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from accelerate import PartialState
 
-from hf_vanilla.files import publish_files, space_for
+from hf_vanilla.files import atomic_folder, space_for
 from hf_vanilla.inference import EXTRA_OUTPUT_TOKENS, load_tokenizer, translate
 
 from .cards import (
@@ -157,25 +156,19 @@ def finish_translation_run(model, run: TranslationRun):
     model.config.use_cache = True
     summary = {name: {split: {k: v for k, v in scores.items() if k != "predictions"}
                       for split, scores in splits.items()} for name, splits in results.items()}
-    # written aside, then each file moved in whole: a kill mid-save leaves no half-written model in the folder
-    staging = Path(run.output_dir) / ".final.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
     train_seconds = next((entry["train_runtime"] for entry in reversed(run.log_history) if "train_runtime" in entry),
                          None)  # measured by Trainer (the Accelerate recipe logs none)
-    try:  # space for the weights (the tokenizer, card and figure are small beside them); nothing left on a failure
-        with space_for(run.output_dir, weights_bytes(model)):
-            model.save_pretrained(staging)
-            run.tokenizer.save_pretrained(staging)
-            plot_training_curves(run.log_history, staging / "training_curves.png")
-            write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
-                                                  "results": summary, "languages": languages(run.data_args),
-                                                  "examples": page_examples(run.raw["validation"]["source"])})
-            write_translation_card(model, run, summary, chosen, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    publish_files(staging, run.output_dir)
+    # written aside, then each file moved in whole: a kill mid-save leaves no half-written model in the folder; space
+    # for the weights (the tokenizer, card and figure are small beside them)
+    with atomic_folder(run.output_dir, staging_name=".final.partial", merge=True) as staging, \
+            space_for(run.output_dir, weights_bytes(model)):
+        model.save_pretrained(staging)
+        run.tokenizer.save_pretrained(staging)
+        plot_training_curves(run.log_history, staging / "training_curves.png")
+        write_json(staging / "results.json", {"chosen": chosen, "steps": run.steps, "train_seconds": train_seconds,
+                                              "results": summary, "languages": languages(run.data_args),
+                                              "examples": page_examples(run.raw["validation"]["source"])})
+        write_translation_card(model, run, summary, chosen, staging)
     test = results[chosen]["test"]
     print(f"\ntest BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f} ({chosen} model, beam {run.args.num_beams})\n"
           f"  {test['bleu_signature']}\nmodel saved in {run.output_dir}")
