@@ -315,8 +315,9 @@ def test_quality_benchmarks_tfidf_baseline_picks_c_on_validation(tmp_path):
         "text": [r["review"] for r in part], "label": [int(r["stars"] == "pos") for r in part]})
         for name, part in split.items()})
     result = tfidf_baseline(raw, c_values=(0.01, 10))
-    assert set(result["validation_accuracy_by_C"]) == {0.01, 10}
-    assert result["C"] == max(result["validation_accuracy_by_C"], key=result["validation_accuracy_by_C"].get)
+    assert set(result["validation_accuracy_by_C"]) == {"0.01", "10"}  # keyed as JSON writes them
+    by_c = result["validation_accuracy_by_C"]
+    assert f"{result['C']:g}" == max(by_c, key=by_c.get)
     assert result["test"]["accuracy"] >= 0.9 and 0 < result["test"]["macro_f1"] <= 1
 
 
