@@ -1,12 +1,14 @@
 """Does the CTranslate2 export decode what the model decodes? Token equality and BLEU on a real test split.
 
     python benchmarks/engine_quality.py --model outputs/demo                 # libreoffice-help en-fr test split
-    python benchmarks/engine_quality.py --model outputs/demo --max_samples 500 --json benchmarks/engine_quality.json
+    python benchmarks/engine_quality.py --model outputs/demo --max_samples 100 --json /tmp/check.json   # a quick look
 
 For a trained translation model folder: exports it to CTranslate2 in float32 and int8 (`export_ctranslate2`, what
 `recipes.export` runs), translates every test source with the model's `generate` and with both engines, greedy and
 beam 4 (length penalty 0.6), in the same batches and with the same "input length + 50" limit, and reports the share
-of sentences whose token sequences are identical, and test BLEU / chrF of each.
+of sentences whose token sequences are identical, and test BLEU / chrF of each. Written with its provenance (commit,
+command, machine, date) and the model's own (its results.json and card) to benchmarks/results/engine_quality.json,
+the README's `engine-quality` table (benchmarks/tables.py); a partial run (--max_samples) only where --json says.
 """
 
 import argparse
@@ -25,6 +27,9 @@ from hf_vanilla.export_ctranslate2 import CTranslate2Translator, export_ctransla
 from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, output_length_limit  # noqa: E402
 from hf_vanilla.training.corpora import load_corpus  # noqa: E402
 from hf_vanilla.training.metrics import translation_scores  # noqa: E402
+from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 @torch.no_grad()
@@ -47,8 +52,13 @@ def main():
     parser.add_argument("--pair", default="en-fr")
     parser.add_argument("--max_samples", type=int, default=None, help="first N test sentences (default: all)")
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, help="Where to write the results (default: the published "
+                                                      "benchmarks/results/engine_quality.json, for a whole split).")
     args = parser.parse_args()
+    if args.max_samples and not args.json:
+        parser.error("--max_samples: a partial run is not published; give --json PATH to keep it")
+    where = provenance()
+    start_all = time.perf_counter()
 
     test = load_corpus(args.corpus, args.pair)["test"]
     if args.max_samples:
@@ -74,8 +84,11 @@ def main():
         found = translation_scores(texts, references)
         return {"bleu": found["bleu"], "chrf": found["chrf"]}
 
-    report = {"model": args.model, "corpus": f"{args.corpus} {args.pair} test", "sentences": len(sources),
-              "decoding": {}}
+    trained = json.loads((Path(args.model) / "results.json").read_text()) if (Path(args.model) /
+                                                                               "results.json").is_file() else {}
+    report = {"provenance": where, "model": Path(args.model).name, "norm_first": model.config.norm_first,
+              "trained_steps": trained.get("steps"), "trained_weights": trained.get("chosen"),
+              "corpus": f"{args.corpus} {args.pair} test", "sentences": len(sources), "decoding": {}}
     for name, beams in (("greedy", 1), ("beam4", 4)):
         start = time.perf_counter()
         reference_ids = generate_ids(model, tokenizer, batches, beams)
@@ -93,9 +106,26 @@ def main():
             print(f"{name:6} {engine_name:22} BLEU {row['bleu']:6.2f} chrF {row['chrf']:6.2f} "
                   f"{row['seconds']:7.1f} s" + (f"  identical to generate: {row['identical_tokens_share']:.2%}"
                                                   if "identical_tokens_share" in row else ""), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-        print(f"written to {args.json}")
+    report["minutes"] = (time.perf_counter() - start_all) / 60
+    path = Path(args.json) if args.json else RESULTS / "engine_quality.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {path}")
+
+
+def table(run):
+    """The README's rows: each decoding's BLEU through generate and both engines, and the share of identical
+    outputs."""
+    rows = []
+    for name, label in (("beam4", "beam 4"), ("greedy", "greedy")):
+        decoding = run["decoding"][name]
+        generate = decoding["transformers generate"]
+        rows.append([label, f"{generate['bleu']:.2f}", f"{generate['seconds']:.1f} s"] + [
+            f"{decoding[engine]['bleu']:.2f} ({decoding[engine]['identical_tokens_share']:.1%} identical), "
+            f"{decoding[engine]['seconds']:.1f} s" for engine in ("ctranslate2 float32", "ctranslate2 int8")])
+    header = ["decoding", "generate BLEU", "generate time", "CTranslate2 float32 BLEU (identical tokens), time",
+              "CTranslate2 int8 BLEU (identical tokens), time"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 if __name__ == "__main__":

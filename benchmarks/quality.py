@@ -326,6 +326,13 @@ def published_translation(results):
     return json.loads(path.read_text()) if path.is_file() else results.get("translation")
 
 
+def published_classification(results):
+    """The classification rows the card publishes: benchmarks/results/quality_classification.json (with its
+    provenance) where it exists, else those of these results."""
+    path = RESULTS / "quality_classification.json"
+    return json.loads(path.read_text())["corpora"] if path.is_file() else results.get("classification", {})
+
+
 def model_card_metadata(results):
     """The Hub metadata block of the top-level model_card.md, from these results (the test checks they agree)."""
     from hf_vanilla.training.cards import card_metadata
@@ -336,7 +343,7 @@ def model_card_metadata(results):
         run = translation["models"]["hf_vanilla"]
         test = run["results"][run["chosen"]]["test"]
         scores += [(f"{CORPUS} {PAIR}", "test", metric, test[metric]) for metric in ("bleu", "chrf")]
-    for corpus, run in results.get("classification", {}).items():
+    for corpus, run in published_classification(results).items():
         scores += [(f"{corpus} (from scratch)", "test", "accuracy", run["hf_vanilla"]["accuracy"]),
                    (f"{corpus} (from scratch)", "test", "f1", run["hf_vanilla"]["macro_f1"])]
     for corpus, run in results.get("pretrained", {}).get("classification", {}).items():

@@ -106,13 +106,39 @@ def cli_speed():
             f"{run['minutes']:.0f} minutes in all. File: benchmarks/results/cli_speed.json.")
 
 
+def _sourced(table, name, before=""):
+    """`table(run)` of benchmarks/results/`name`, then where it comes from: the machine and commit, the command (and
+    its minutes, when the file records them) and the file."""
+    run = _load(name)
+    minutes = f" ({run['minutes']:.1f} minutes)" if "minutes" in run else ""
+    return (f"{table(run)}\n\n{before(run) if before else ''}{_machine(run['provenance'])} Command: "
+            f"`{run['provenance']['command']}`{minutes}. File: benchmarks/results/{name}.")
+
+
 def quality_translation():
     """hf_vanilla (pre-LN and post-LN) against HF Marian under one recipe command (benchmarks/quality.py)."""
     from benchmarks.quality import translation_table
 
-    run = _load("quality_translation.json")
-    return (translation_table(run) + f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}`. "
-            "File: benchmarks/results/quality_translation.json.")
+    return _sourced(translation_table, "quality_translation.json")
+
+
+def quality_classification():
+    """hf_vanilla classifiers from scratch beside TF-IDF + logistic regression (benchmarks/quality.py)."""
+    from benchmarks.quality import classification_table
+
+    return _sourced(classification_table, "quality_classification.json")
+
+
+def engine_quality():
+    """The CTranslate2 export against generate on a trained model (benchmarks/engine_quality.py)."""
+    from benchmarks.engine_quality import table
+
+    def model(run):
+        return (f"Model: `{run['model']}` ({'pre-LN' if run['norm_first'] else 'post-LN'}, {run['trained_steps']:,} "
+                f"training steps, {run['trained_weights']} weights), all {run['sentences']:,} sentences of "
+                f"{run['corpus']}. ")
+
+    return _sourced(table, "engine_quality.json", model)
 
 
 def quality_budget():
@@ -158,7 +184,8 @@ def speed_engines():
 
 
 TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation,
-          "quality-budget": quality_budget, "demo": demo, "demo-samples": demo_samples,
+          "quality-budget": quality_budget, "quality-classification": quality_classification,
+          "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
