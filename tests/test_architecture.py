@@ -71,3 +71,19 @@ def test_the_files_that_travel_import_each_other_relatively():
     for name in ("configuration", "modeling", "loading"):
         path = REPO / "hf_vanilla" / f"{name}_vanilla_transformer.py"
         assert not [full for _, _, full in imports(path) if full.startswith("hf_vanilla")], path
+
+
+def test_every_module_is_listed_where_a_newcomer_looks():
+    """The training package's docstring and docs/architecture.md's parts name every module of the package (a new
+    one cannot be added silently)."""
+    import re
+
+    package = REPO / "hf_vanilla" / "training"
+    listed = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+    parts = (REPO / "docs" / "architecture.md").read_text()
+    for path in sorted(package.iterdir()):
+        name = path.stem if path.suffix == ".py" else path.name
+        if name.startswith("__") or not (path.suffix == ".py" or (path / "__init__.py").is_file()):
+            continue
+        assert re.search(rf"\b{name}\b", listed), f"hf_vanilla/training/__init__.py does not list {name}"
+        assert re.search(rf"\b{name}(\.py|/)", parts), f"docs/architecture.md's parts do not list {name}"
