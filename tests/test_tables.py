@@ -49,3 +49,25 @@ def test_an_unknown_table_name_is_a_usage_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         tables.main(["--check"])
     assert stop.value.code == 2
+
+
+def test_provenance_counts_only_changes_to_what_is_measured(tmp_path, monkeypatch):
+    """A result file being written (benchmarks/results/) is no uncommitted change; any other edited file is."""
+    import subprocess
+
+    from hf_vanilla.training import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "run.json").write_text("{}\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    (tmp_path / "benchmarks" / "results" / "run.json").write_text('{"a": 1}\n')  # the first status line: " M ..."
+    assert provenance.provenance(["bench.py"])["uncommitted_changes"] is False
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert provenance.provenance(["bench.py"])["uncommitted_changes"] is True

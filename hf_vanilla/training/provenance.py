@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout (git is asked about i
 
 def _git(*args):
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        # rstrip only: `status --porcelain` lines start with a meaningful space (" M path")
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.rstrip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
