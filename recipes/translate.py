@@ -24,7 +24,15 @@ from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_vanilla  # noqa: F401  (registers the model classes with the Auto classes)
 from hf_vanilla.cli import parse_arguments, report
-from hf_vanilla.inference import cross_attention, decoding_settings, load_tokenizer, read_lines, translate
+from hf_vanilla.inference import (
+    DEFAULT_LENGTH_PENALTY,
+    DEFAULT_NUM_BEAMS,
+    cross_attention,
+    decoding_settings,
+    load_tokenizer,
+    read_lines,
+    translate,
+)
 from hf_vanilla.loading_vanilla_transformer import check_model_folder
 
 
@@ -34,8 +42,10 @@ class TranslateArguments:
                                          "folder written by recipes.export."})
     engine: str = field(default="transformers", metadata={"help": "transformers (model.generate) or ctranslate2."})
     input: str | None = field(default=None, metadata={"help": "A text file, one sentence a line (default stdin)."})
-    num_beams: int | None = field(default=None, metadata={"help": "Beam size (default: the folder's, else 4)."})
-    length_penalty: float | None = field(default=None, metadata={"help": "Default: the folder's, else 0.6."})
+    num_beams: int | None = field(
+        default=None, metadata={"help": f"Beam size (default: the folder's, else {DEFAULT_NUM_BEAMS})."})
+    length_penalty: float | None = field(
+        default=None, metadata={"help": f"Default: the folder's, else {DEFAULT_LENGTH_PENALTY}."})
     batch_size: int = field(default=32, metadata={"help": "Sentences translated (and printed) together."})
     errors: str = field(default="skip", metadata={"help": "A line that is not UTF-8: skip (report it, go on) or "
                                                           "strict (stop there, exit 1)."})
