@@ -1,9 +1,9 @@
 """Translating with a saved model: decoding settings and the output-length rule (core install only).
 
-The paper decodes with beam 4 and length penalty 0.6 and lets each output reach its input length + 50 tokens
-(section 6.1). Those are the defaults wherever a folder's generation config does not say otherwise (defined in the
-modeling file, which travels with saved folders); here is how the recipes, the CTranslate2 engine and the benchmarks
-apply them.
+The paper decodes by beam search with a length penalty and lets each output reach its input length + 50 tokens (section
+6.1): DEFAULT_NUM_BEAMS, DEFAULT_LENGTH_PENALTY and EXTRA_OUTPUT_TOKENS. Those are the defaults wherever a folder's
+generation config does not say otherwise (defined in the modeling file, which travels with saved folders); here is how
+the recipes, the CTranslate2 engine and the benchmarks apply them.
 """
 
 import json
@@ -31,7 +31,7 @@ def output_length_limit(source_length: int, max_positions: int, extra: int = EXT
 
 
 def decoding_settings(folder) -> dict:
-    """`num_beams` and `length_penalty` from a folder's `generation_config.json`; the paper's (4, 0.6) for what it
+    """`num_beams` and `length_penalty` from a folder's `generation_config.json`; the paper's (the defaults) for what it
     does not set (a folder written by plain `save_pretrained` has no beam size). An unreadable file is an error
     naming it, never a silent switch to other settings."""
     settings = {"num_beams": DEFAULT_NUM_BEAMS, "length_penalty": DEFAULT_LENGTH_PENALTY}

@@ -6,10 +6,11 @@ so that
     pipeline("translation", model=FOLDER, trust_remote_code=True)
 
 works with or without hf_vanilla installed (transformers runs only code from a folder it was told to trust; with
-hf_vanilla installed, `pipeline(model=FOLDER, pipeline_class=VanillaTransformerTranslationPipeline)` needs no
-trust). It decodes as recipes.translate does: the folder's beam size and length penalty (the paper's 4 and 0.6 where
-the folder says nothing), each output up to its input length + 50 tokens within the model's positions (the model's
-`generate` applies that rule), inputs truncated to the positions. `batch_size=N` pads N texts into one `generate`.
+hf_vanilla installed, `pipeline(model=FOLDER, pipeline_class=VanillaTransformerTranslationPipeline)` needs no trust). It
+decodes as recipes.translate does: the folder's beam size and length penalty (the paper's, the modeling file's
+DEFAULT_NUM_BEAMS and DEFAULT_LENGTH_PENALTY, where the folder says nothing), each output up to its input length + 50
+tokens within the model's positions (the model's `generate` applies that rule), inputs truncated to the positions.
+`batch_size=N` pads N texts into one `generate`.
 Keyword arguments (`num_beams`, `length_penalty`, `max_new_tokens`, any other `generate` option) override per call.
 """
 

@@ -15,7 +15,8 @@ The paper's recipe (section 5) and how it is scaled here:
   30k-sentence corpus gives a few thousand steps in all.
 - The final model averages the last 5 checkpoints; the card reports both the last and the averaged model, and the
   one with the better validation BLEU is saved.
-- Beam search with beam 4 and length penalty 0.6; each batch may output up to its input length + 50 tokens.
+- The paper's beam search (beam size and length penalty: hf_vanilla.inference's defaults); each output may reach
+  its input length + EXTRA_OUTPUT_TOKENS (the paper's 50) tokens.
 """
 
 import logging

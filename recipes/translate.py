@@ -6,7 +6,8 @@
     python -m recipes.translate --engine ctranslate2 --model outputs/translation-ct2 < sentences.txt
 
 Works on any folder `save_pretrained` wrote (hf_vanilla, Marian, ...): beam size and length penalty come from the
-folder's generation config, and where it sets none, from the paper (beam 4, length penalty 0.6).
+folder's generation config, and where it sets none, from the paper (hf_vanilla.inference's defaults; --help shows
+them).
 
 Lines are read and translated in batches of --batch_size, each batch printed as soon as it is done and in the input's
 order, so the first translations appear within seconds and stopping loses at most the batches in flight. With

@@ -84,9 +84,9 @@ def translation_features(tokenizer, max_source_length, max_target_length):
 
 
 def paper_generation_settings(model, num_beams, length_penalty):
-    """The saved model's decoding: beam `num_beams` with `length_penalty` (the paper: 4 and 0.6). No `max_length` is
-    stored: the model's `generate` applies the "input length + 50" rule to each call, and a stored length would make
-    every `generate(max_new_tokens=N)` warn that both were set.
+    """The saved model's decoding: beam `num_beams` with `length_penalty` (by default the paper's:
+    hf_vanilla.inference). No `max_length` is stored: the model's `generate` applies the "input length + 50" rule to
+    each call, and a stored length would make every `generate(max_new_tokens=N)` warn that both were set.
 
     Greedy decoding (`num_beams` 1) gets no beam settings: transformers refuses to save a generation config that
     has them without beams, and every checkpoint save would fail. The config is validated here, before training."""
