@@ -185,7 +185,7 @@ def speed_engines():
 
 TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation,
           "quality-budget": quality_budget, "quality-classification": quality_classification,
-          "demo": demo, "demo-samples": demo_samples,
+          "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
 _SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
