@@ -72,7 +72,7 @@ def test_time_budget_is_the_runs_total_across_a_resume(tmp_path, translation_csv
 
 
 def test_every_trainer_recipe_takes_a_time_budget(tmp_path):
-    # --max_train_minutes is one field of every recipe's training arguments (training.arguments.RecipeTrainingArguments):
+    # --max_train_minutes is a field of every recipe's training arguments (arguments.RecipeTrainingArguments):
     # the classifier, on a linear schedule, stops when its budget is spent and still evaluates and saves
     from test_recipes import write_reviews
 
