@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hf_vanilla  # noqa: E402,F401
 from hf_vanilla.export_ctranslate2 import CTranslate2Translator, export_ctranslate2  # noqa: E402
 from hf_vanilla.inference import DEFAULT_LENGTH_PENALTY, output_length_limit  # noqa: E402
+from hf_vanilla.training.cards import markdown_table  # noqa: E402
 from hf_vanilla.training.corpora import load_corpus  # noqa: E402
 from hf_vanilla.training.metrics import translation_scores  # noqa: E402
 from hf_vanilla.training.provenance import ROOT, provenance  # noqa: E402
@@ -84,8 +85,8 @@ def main():
         found = translation_scores(texts, references)
         return {"bleu": found["bleu"], "chrf": found["chrf"]}
 
-    trained = json.loads((Path(args.model) / "results.json").read_text()) if (Path(args.model) /
-                                                                               "results.json").is_file() else {}
+    summary = Path(args.model) / "results.json"  # the recipe's: steps and the weights chosen
+    trained = json.loads(summary.read_text()) if summary.is_file() else {}
     report = {"provenance": where, "model": Path(args.model).name, "norm_first": model.config.norm_first,
               "trained_steps": trained.get("steps"), "trained_weights": trained.get("chosen"),
               "corpus": f"{args.corpus} {args.pair} test", "sentences": len(sources), "decoding": {}}
@@ -122,10 +123,9 @@ def table(run):
         rows.append([label, f"{generate['bleu']:.2f}", f"{generate['seconds']:.1f} s"] + [
             f"{decoding[engine]['bleu']:.2f} ({decoding[engine]['identical_tokens_share']:.1%} identical), "
             f"{decoding[engine]['seconds']:.1f} s" for engine in ("ctranslate2 float32", "ctranslate2 int8")])
-    header = ["decoding", "generate BLEU", "generate time", "CTranslate2 float32 BLEU (identical tokens), time",
-              "CTranslate2 int8 BLEU (identical tokens), time"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return markdown_table(["decoding", "generate BLEU", "generate time",
+                           "CTranslate2 float32 BLEU (identical tokens), time",
+                           "CTranslate2 int8 BLEU (identical tokens), time"], rows)
 
 
 if __name__ == "__main__":
