@@ -4,6 +4,7 @@
     python benchmarks/mutation.py                   # the mutants of FOCUS (below)
     python benchmarks/mutation.py --all             # every mutant of the files in pyproject's [tool.mutmut]
     python benchmarks/mutation.py "hf_vanilla.modeling_vanilla_transformer.x_sinusoidal*"   # some of them
+    python benchmarks/mutation.py --survivors       # after adding tests: the last pass's survivors only, again
 
 mutmut changes one thing at a time (an operator, a constant, an argument, a return value) in the model's forward code,
 masks, positions, residual/LayerNorm, pooling, loss and cache code (hf_vanilla/modeling_vanilla_transformer.py), the
@@ -11,7 +12,8 @@ decoding defaults (hf_vanilla/inference.py) and the learning-rate schedule (hf_v
 the tests reach, and runs the tests that cover each change (pyproject's [tool.mutmut] names them). A mutant the tests
 catch is "killed"; one they miss "survived". Writes benchmarks/results/mutation.json (with provenance): the counts,
 the score (killed + timeout) / (killed + timeout + survived), and every survivor's name (`mutmut show NAME` prints
-its diff). Run it alone: on a busy machine more mutants time out.
+its diff). With --survivors it tests again only what survived the last pass (after new tests were written) and records
+the score before and after, over the same selection. Run it alone: on a busy machine more mutants time out.
 mutmut keeps its work in mutants/ and resumes there; delete that folder to start over.
 """
 
@@ -53,6 +55,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="mutmut mutant names or globs (default: FOCUS)")
     parser.add_argument("--all", action="store_true", help="every mutant of the files in [tool.mutmut]")
+    parser.add_argument("--survivors", action="store_true",
+                        help="test again only the selection's survivors of the last pass; record the score before too")
     parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once (one per core)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args(argv)
@@ -64,32 +68,52 @@ def main(argv=None):
     where, start = provenance(), time.time()
     names = [] if args.all else (args.names or FOCUS)
     # one thread per worker: the workers are the parallelism (and torch's thread pool does not survive a fork)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT, env=env)
+    # and the tests' trained reversal model is trained once for the pass, not once per mutant (tests/conftest.py)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           "HF_VANILLA_TEST_MODELS": str(ROOT / "mutants" / "test-models")}
+    before = _outcomes(mutmut, names) if args.survivors else None
+    survivors = sorted(name for name, outcome in (before or {}).items() if outcome == "survived")
+    if args.survivors and not survivors:
+        parser.error("--survivors: the last pass left no survivors in this selection (or there was no pass: run "
+                     "without --survivors first)")
+    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *(survivors or names)],
+                             cwd=ROOT, env=env)
     minutes = (time.time() - start) / 60
-    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
-    outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
-    if names:  # the mutants this run was asked about
-        outcomes = {name: outcome for name, outcome in outcomes.items()
-                    if any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
+    outcomes = _outcomes(mutmut, names)
     if not outcomes:
-        print(f"mutmut (exit {status}) reported no mutants:\n{listing.stdout[-2000:]}{listing.stderr[-2000:]}",
-              file=sys.stderr)
+        print(f"mutmut (exit {status}) reported no mutants", file=sys.stderr)
         return 1
-    counts = Counter(outcomes.values())
-    # a timeout is a mutant the tests noticed (it made them run past mutmut's limit), so it counts as caught; the file
-    # keeps the counts apart
-    tested = counts["killed"] + counts["survived"] + counts["timeout"]
     by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
-    result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], "counts": dict(counts),
+    result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], **_score(outcomes),
               "mutants_per_module": dict(by_file),
-              "score": (counts["killed"] + counts["timeout"]) / tested if tested else None,
               "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
+    if before is not None:  # what the pass gave before the new tests (the survivors were tested again, nothing else)
+        earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
+        result["before"] = {**_score(before), "survivors_tested_again": len(survivors),
+                            "first_pass": {key: earlier.get(key) for key in ("provenance", "minutes")}
+                            if earlier.get("names") == result["names"] else None}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    counts = Counter(outcomes.values())
     print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['timeout']} timed out, "
           f"{counts['survived']} survived, {counts['no tests']} reached by no selected test ({minutes:.1f} min); "
           f"written to {args.output}")
     return 0
+
+
+def _outcomes(mutmut, names):
+    """{mutant name: outcome} from mutmut's stored results, for the mutants `names` selects (all when empty)."""
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
+    outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
+    return {name: outcome for name, outcome in outcomes.items()
+            if not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
+
+
+def _score(outcomes):
+    """The counts, and the score: a timeout is a mutant the tests noticed (it made them run past mutmut's limit), so
+    it counts as caught; the counts keep it apart."""
+    counts = Counter(outcomes.values())
+    tested = counts["killed"] + counts["survived"] + counts["timeout"]
+    return {"counts": dict(counts), "score": (counts["killed"] + counts["timeout"]) / tested if tested else None}
 
 
 if __name__ == "__main__":

@@ -1,3 +1,7 @@
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -50,10 +54,25 @@ def hf_logs(caplog):
 
 @pytest.fixture(scope="session")
 def reversal_model(tmp_path_factory):
-    """The `tiny` preset trained on sequence reversal by Seq2SeqTrainer (the demo's recipe), once per session."""
+    """The `tiny` preset trained on sequence reversal by Seq2SeqTrainer (the demo's recipe), once per session.
+
+    With HF_VANILLA_TEST_MODELS set (the mutation pass sets it), once in all: the first session trains it into that
+    folder and later ones load it. The pass runs the tests once per mutant, and training it anew each time (minutes)
+    would make every mutant those tests reach time out, counted as caught without any test having failed."""
     from toy_tasks import train_reversal
 
-    return train_reversal(str(tmp_path_factory.mktemp("reversal")), max_steps=900, report=False)
+    stored = os.environ.get("HF_VANILLA_TEST_MODELS")
+    if not stored:
+        return train_reversal(str(tmp_path_factory.mktemp("reversal")), max_steps=900, report=False)
+    folder = Path(stored) / "reversal"
+    if not (folder / "model.safetensors").is_file():
+        partial = folder.with_name(f".reversal.{os.getpid()}.partial")  # published whole, by one rename
+        train_reversal(str(partial), max_steps=900, report=False)
+        try:
+            partial.rename(folder)
+        except OSError:  # another session published it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return VanillaTransformerForConditionalGeneration.from_pretrained(folder).eval()
 
 
 @pytest.fixture
