@@ -109,6 +109,54 @@ def test_all_padding_row_is_finite(batch):
         assert torch.isfinite(model(input_ids=batch["input_ids"], attention_mask=mask).logits).all()
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max", "first"])
+def test_each_pooling_is_its_formula_over_real_tokens(pooling, batch):
+    """mean: the average of the real tokens (a one-token text is that token); max: their largest value of each
+    feature; first: the first token. An all-padding row pools to 0 under mean and max, so its logits are the
+    classifier's bias (found by the mutation pass: first-token pooling, the one-token mean and the all-padding rows
+    went unchecked)."""
+    model = classifier(num_labels=2, classifier_pooling=pooling)
+    mask = batch["attention_mask"].clone()
+    mask[1, 1:] = 0  # one real token
+    mask[2] = 0  # none
+    out = model(input_ids=batch["input_ids"], attention_mask=mask, output_hidden_states=True)
+    hidden = out.hidden_states[-1]
+    for row, length in ((0, 7), (1, 1)):
+        real = hidden[row, :length]
+        pooled = {"mean": real.mean(0), "max": real.amax(0), "first": hidden[row, 0]}[pooling]
+        torch.testing.assert_close(out.logits[row], model.classifier(pooled))
+    if pooling != "first":  # the first token of an all-padding row is a (padding) token's state, as in BERT
+        torch.testing.assert_close(out.logits[2], model.classifier.bias)
+
+
+def test_the_classifier_takes_embeddings_returns_attentions_and_tuples(batch):
+    """inputs_embeds instead of ids, output_attentions and return_dict=False work as in HF's own heads; an argument
+    the classifier does not use is refused naming the classifier (found by the mutation pass)."""
+    model = classifier(num_labels=3)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    out = model(**inputs, output_attentions=True)
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    torch.testing.assert_close(model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits, out.logits)
+    assert len(out.attentions) == model.config.encoder_layers and out.attentions[0].shape == (3, 4, 7, 7)
+    as_tuple = model(**inputs, labels=torch.tensor([0, 2, 1]), return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[1], out.logits)
+    with pytest.raises(TypeError, match=r"VanillaTransformerForSequenceClassification.forward\(\) got argument\(s\) it "
+                                        r"does not use: decoder_input_ids"):
+        model(**inputs, decoder_input_ids=batch["input_ids"])
+
+
+def test_regression_loss_is_in_the_logits_dtype_and_names_the_expected_shape(batch):
+    """float64 targets give a float32 loss for a float32 model (the targets follow the logits, as HF's heads), and a
+    wrong shape names (batch,) for one output (found by the mutation pass)."""
+    model = classifier(num_labels=1)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                labels=torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64))
+    assert out.loss.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"labels have shape \(3, 2\); regression expects \(3,\)\."):
+        model(input_ids=batch["input_ids"], labels=torch.zeros(3, 2))
+
+
 WORDS = "good great fine superb bad awful poor dreadful the a film plot was is very".split()
 POSITIVE, NEGATIVE = WORDS[:4], WORDS[4:8]
 FILLER = WORDS[8:]

@@ -188,6 +188,36 @@ def test_static_cache_with_a_compiled_forward_gives_the_same_tokens(sources):
     assert hasattr(model, "_compiled_call"), "generate did not compile the forward"
 
 
+def test_a_static_cache_takes_the_decoder_mask_generate_grows_and_refuses_a_longer_one():
+    """A left-padded decoder prompt with its mask: the static cache gives the dynamic cache's tokens (the mask grows
+    by one each step, up to the cache's slots); a mask as long as the slots is taken, a longer one refused naming the
+    slots (found by the mutation pass: the static branch of the mask check went unchecked)."""
+    from transformers.cache_utils import StaticCache
+
+    model = seq2seq_model()
+    input_ids, attention_mask = padded(2, 6, seed=3)
+    start = torch.tensor([[1, 7, 9], [0, 1, 7]])  # the second prompt is left-padded
+    mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    settings = dict(decoder_input_ids=start, decoder_attention_mask=mask, max_new_tokens=6, num_beams=1,
+                    do_sample=False)
+    dynamic = model.generate(input_ids, attention_mask=attention_mask, **settings)
+    static = model.generate(input_ids, attention_mask=attention_mask, cache_implementation="static", **settings)
+    assert torch.equal(dynamic, static)
+
+    def step(slots, mask_length):
+        cache = EncoderDecoderCache(StaticCache(config=model.config, max_cache_len=slots), DynamicCache())
+        with torch.no_grad():
+            return model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=start,
+                         decoder_attention_mask=torch.ones(2, mask_length, dtype=torch.long), past_key_values=cache,
+                         use_cache=True).logits
+
+    torch.testing.assert_close(step(3, 3), model(input_ids=input_ids, attention_mask=attention_mask,
+                                                 decoder_input_ids=start).logits)
+    with pytest.raises(ValueError, match=r"decoder_attention_mask has shape \(2, 4\) but must be \(batch_size, "
+                                         r"sequence_length\) = \(2, <= 3\)"):
+        step(3, 4)
+
+
 # ---- inputs_embeds --------------------------------------------------------------------------------------------------
 
 

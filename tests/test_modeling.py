@@ -193,6 +193,9 @@ def test_loss_ignores_minus_100(seq2seq, batch):
 def test_prepare_decoder_input_ids_from_labels(seq2seq):
     labels = torch.tensor([[5, 6, 2, -100]])
     assert seq2seq.prepare_decoder_input_ids_from_labels(labels).tolist() == [[1, 5, 6, 2]]
+    # an ignored label inside the sequence becomes padding, not the id -100 (found by the mutation pass)
+    labels = torch.tensor([[5, -100, 6, 2]])
+    assert seq2seq.prepare_decoder_input_ids_from_labels(labels).tolist() == [[1, 5, seq2seq.config.pad_token_id, 6]]
 
 
 # ---- bad input gets a clear error ----------------------------------------------------------------------------------
@@ -212,8 +215,10 @@ def test_float_input_ids(seq2seq):
 
 def test_sequence_longer_than_the_table(seq2seq, config):
     too_long = torch.full((1, config.max_position_embeddings + 1), 5)
-    with pytest.raises(ValueError, match=r"65 positions.*max_position_embeddings=64"):
+    with pytest.raises(ValueError, match=r"^input_ids has 65 positions.*max_position_embeddings=64"):
         seq2seq(input_ids=too_long, decoder_input_ids=torch.tensor([[1]]))
+    with pytest.raises(ValueError, match=r"^decoder_input_ids has 65 positions.*max_position_embeddings=64"):
+        seq2seq(input_ids=torch.tensor([[5]]), decoder_input_ids=too_long)
 
 
 def test_mismatched_attention_mask(seq2seq, batch):
@@ -410,3 +415,158 @@ def test_the_embedding_scale_follows_the_config(scale):
     table = model.get_input_embeddings().weight[ids]
     factor = math.sqrt(model.config.d_model) if scale else 1.0
     torch.testing.assert_close(model.get_input_embeddings()(ids), table * factor)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_multi_head_attention_is_torchs_with_the_same_weights(implementation):
+    """Self-, causal and cross-attention equal torch's nn.MultiheadAttention given the same projections: the scaling
+    1/sqrt(d_k), the split into heads and back, the masks and the output projection, in both kernels (the mutation pass
+    compares the model only with itself otherwise: eager against sdpa shares the scaling and the head split)."""
+    config = tiny_config(attn_implementation=implementation)
+    d, heads = config.d_model, config.num_attention_heads
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.nn.MultiheadAttention(d, heads, batch_first=True).eval()
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    q, k, v = reference.in_proj_weight.chunk(3)
+    qb, kb, vb = reference.in_proj_bias.chunk(3)
+
+    def ours(**kwargs):
+        attention = VanillaTransformerAttention(config, **kwargs).eval()
+        with torch.no_grad():
+            for linear, weight, bias in ((attention.q_proj, q, qb), (attention.k_proj, k, kb),
+                                         (attention.v_proj, v, vb), (attention.out_proj, reference.out_proj.weight,
+                                                                     reference.out_proj.bias)):
+                linear.weight.copy_(weight)
+                linear.bias.copy_(bias)
+        return attention
+
+    x = torch.randn(2, 5, d, generator=generator)
+    memory = torch.randn(2, 7, d, generator=generator)
+    keep = torch.ones(2, 7, dtype=torch.bool)
+    keep[1, 4:] = False  # the second source is 4 tokens long
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    with torch.no_grad():
+        for module, (query, memory_, our_mask, their_mask) in (
+            (ours(), (x, None, None, None)),
+            (ours(is_causal=True), (x, None, causal[None, None], ~causal)),
+            (ours(is_causal=True), (x, None, None, ~causal)),  # no mask: is_causal makes the kernel causal
+            (ours(is_cross_attention=True), (x, memory, keep[:, None, None, :], None)),
+        ):
+            got, no_weights = module(query, key_value_states=memory_, attention_mask=our_mask)
+            source = memory_ if memory_ is not None else query
+            expected, _ = reference(query, source, source, attn_mask=their_mask,
+                                    key_padding_mask=None if memory_ is None else ~keep)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            if implementation == "sdpa":  # no weights unless asked for: they would need the slower eager kernel
+                assert no_weights is None
+        # and the weights a caller asks for are torch's, one (T, S) map per head
+        got, weights = ours(is_cross_attention=True)(x, key_value_states=memory, attention_mask=keep[:, None, None, :],
+                                                     output_attentions=True)
+        _, expected = reference(x, memory, memory, key_padding_mask=~keep, average_attn_weights=False)
+        torch.testing.assert_close(weights, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_feed_forward_network_is_the_papers_formula():
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (section 3.3), computed by hand from the layer's weights."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config())).eval()
+    ffn = model.model.encoder.layers[0].feed_forward
+    x = torch.randn(2, 5, model.config.d_model, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = torch.relu(x @ ffn.fc1.weight.T + ffn.fc1.bias) @ ffn.fc2.weight.T + ffn.fc2.bias
+        torch.testing.assert_close(ffn(x), expected)
+
+
+def test_the_output_length_rule_in_every_case(hf_logs):
+    """No length given: input length + 50 (section 6.1); a length past the positions: capped there with a warning,
+    counting the decoder tokens given; a length within them: as given."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(max_position_embeddings=64)))
+    ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+    forced = {"num_beams": 1, "suppress_tokens": [model.config.eos_token_id]}  # no early stop: the rule sets the length
+    assert model.generate(ids, **forced).shape == (2, 1 + 7 + 50)
+    assert model.generate(ids[:, :3], **forced).shape == (2, 1 + 3 + 50)
+    assert model.generate(ids, max_new_tokens=9, **forced).shape == (2, 1 + 9)
+    assert not hf_logs.text
+    assert model.generate(ids, max_length=100, **forced).shape == (2, 64)
+    assert "max_length=100 is more than the model's 64 positions" in hf_logs.text
+    start = torch.ones(2, 3, dtype=torch.long)  # three decoder tokens given: 61 positions are left
+    assert model.generate(ids, decoder_input_ids=start, max_new_tokens=100, **forced).shape == (2, 64)
+    assert "generating at most 61 tokens" in hf_logs.text
+    # a source past what the positions allow for: the rule stays within them; one position left: one token
+    long = torch.randint(4, VOCAB, (1, 40), generator=torch.Generator().manual_seed(1))
+    assert model.generate(long, **forced).shape == (1, 64)
+    assert model.generate(ids, decoder_input_ids=torch.ones(2, 63, dtype=torch.long), **forced).shape == (2, 64)
+    # lengths that just fit give no warning; the generation config's own lengths are ruled too
+    hf_logs.clear()
+    assert model.generate(ids, max_new_tokens=63, **forced).shape == (2, 64)
+    assert model.generate(ids, max_length=64, **forced).shape == (2, 64)
+    assert not hf_logs.text
+    from transformers import GenerationConfig
+
+    assert model.generate(ids, generation_config=GenerationConfig(max_length=90), **forced).shape == (2, 64)
+    assert "max_length=90 is more than" in hf_logs.text
+    model.generation_config.max_new_tokens = 80
+    assert model.generate(ids, **forced).shape == (2, 64)
+    assert "max_new_tokens=80 would run past" in hf_logs.text
+
+
+def test_position_encoding_is_exact_at_long_positions_and_odd_widths():
+    """The angles are computed in float64: in float32 an angle near 4,000 is off by about 2e-4, and so is its sine.
+    An odd width has one sine more than cosines (found by the mutation pass: only 50 positions were checked)."""
+    for positions, d_model in ((4096, 64), (20, 7)):
+        table = sinusoidal_position_encoding(positions, d_model)
+        assert table.shape == (positions, d_model) and table.dtype == torch.float32
+        position = torch.arange(positions, dtype=torch.float64)[:, None]
+        angle = position / 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+        torch.testing.assert_close(table[:, 0::2].double(), angle.sin(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(table[:, 1::2].double(), angle[:, : d_model // 2].cos(), atol=1e-6, rtol=0)
+
+
+def test_the_padding_row_starts_at_zero_and_a_trained_one_is_kept(tmp_path):
+    """A new model's padding embedding is zero (padding adds nothing at the start); the tied output layer trains that
+    row too, so a saved model's row is loaded as saved, never zeroed again (found by the mutation pass)."""
+    model = VanillaTransformerForConditionalGeneration(tiny_config())
+    pad = model.config.pad_token_id
+    table = model.get_input_embeddings().weight
+    assert torch.equal(table[pad], torch.zeros_like(table[pad])) and table[pad + 1].abs().sum() > 0
+    with torch.no_grad():
+        table[pad] = 0.5
+    model.save_pretrained(tmp_path)
+    loaded = VanillaTransformerForConditionalGeneration.from_pretrained(tmp_path)
+    assert torch.equal(loaded.get_input_embeddings().weight[pad], torch.full_like(table[pad], 0.5))
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_attention_dropout_acts_in_training_only(implementation):
+    """attention_dropout drops attention weights while training, never in eval; at 0 training changes nothing (found
+    by the mutation pass: dropout always off, always on, or at torch's default 0.5 went unnoticed)."""
+    x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(0))
+    for p in (0.5, 0.0):
+        torch.manual_seed(0)
+        attention = VanillaTransformerAttention(tiny_config(attention_dropout=p, attn_implementation=implementation))
+        attention.config._attn_implementation = implementation
+        with torch.no_grad():
+            evaluated = attention.eval()(x)[0]
+            torch.testing.assert_close(attention(x)[0], evaluated)  # eval: deterministic
+            trained = attention.train()(x)[0]
+        if p:
+            assert not torch.allclose(trained, evaluated)
+        else:
+            torch.testing.assert_close(trained, evaluated)
+
+
+def test_the_kernel_is_the_configured_one_and_eager_when_weights_are_asked_for():
+    """sdpa where configured (the fast kernel, not silently eager); eager when attention weights are asked for, as
+    sdpa has none (found by the mutation pass: outputs agree, so only the kernel shows the change)."""
+    from hf_vanilla.modeling_vanilla_transformer import (
+        ALL_ATTENTION_FUNCTIONS,
+        _attention_interface,
+        eager_attention_forward,
+    )
+
+    sdpa = VanillaTransformerForConditionalGeneration(tiny_config(attn_implementation="sdpa")).config
+    eager = VanillaTransformerForConditionalGeneration(tiny_config(attn_implementation="eager")).config
+    assert _attention_interface(sdpa, output_attentions=False) is ALL_ATTENTION_FUNCTIONS["sdpa"]
+    assert _attention_interface(sdpa, output_attentions=True) is eager_attention_forward
+    assert _attention_interface(eager, output_attentions=False) is eager_attention_forward
