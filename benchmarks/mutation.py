@@ -47,6 +47,46 @@ FOCUS = [
     _M + "x__static_cache_length*", _M + "xǁVanillaTransformerForConditionalGenerationǁ_rule_output_length*",
     _M + "x_shift_tokens_right*", "hf_vanilla.training.budget.*",
 ]
+# Survivors read one by one and found to change no behaviour this suite can observe (the reason each), so no test can
+# kill them; the results file lists them apart. Keyed by mutant name: a name is stable while its function is unchanged.
+_CPU = "an explicit device (or none) is the same device for CPU tensors, the only device the suite runs on"
+_F32 = "the same dtype in float32 (the suite's and every CPU run's dtype): the cast is there for reduced precision"
+_NEWEST = ("this transformers keeps the static cache's count itself; `cache_position` is read by 5.0 only, where the "
+           "oldest stack's static-cache test (make test-oldest) covers it")
+_EQUIVALENT = {
+    "x__attention_interface__mutmut_3": "another name for the eager fallback: an unknown name also gives eager",
+    "x__attention_interface__mutmut_4": "another name for the eager fallback: an unknown name also gives eager",
+    "x__attention_interface__mutmut_5": "the 5.0 lookup, which gives the same kernel on this transformers",
+    "x__attention_interface__mutmut_9": "the 5.0 lookup, which gives the same kernel on this transformers",
+    "x__attention_interface__mutmut_10": "the 5.0 lookup, which gives the same kernel on this transformers",
+    "x__cached_cross_attention__mutmut_3": "None for False: both falsy",
+    "x__cached_cross_attention__mutmut_5": "no default for False: None, falsy",
+    "x__causal_mask__mutmut_3": _CPU, "x__causal_mask__mutmut_5": _CPU,
+    "x__padding_mask__mutmut_25": "`<=` for `<`: at equality the mask is padded by zero slots, a no-op",
+    "x__static_cache_length__mutmut_8": "getattr without a default: every cache class here has `layers`",
+    "x_eager_attention_forward__mutmut_1": "a default the one caller always overrides (dropout)",
+    "x_eager_attention_forward__mutmut_2": "a default the one caller always overrides (is_causal)",
+    "x_eager_attention_forward__mutmut_15": "transpose(-1, 2) is transpose(-1, -2) on 4-D keys",
+    "x_eager_attention_forward__mutmut_20": _CPU, "x_eager_attention_forward__mutmut_23": _CPU,
+    "x_eager_attention_forward__mutmut_24": "shape[2:] is shape[-2:] on 4-D scores",
+    "x_eager_attention_forward__mutmut_25": "a (h, T, S) lower-triangular mask broadcasts as the (T, S) one",
+    "x_eager_attention_forward__mutmut_35": _F32, "x_eager_attention_forward__mutmut_38": _F32,
+    "x_eager_attention_forward__mutmut_41": _F32,
+    "x_eager_attention_forward__mutmut_50": "training=True with p=0.0 (what the caller passes in eval): no dropout",
+    "x_sinusoidal_position_encoding__mutmut_4": "integer positions divided by float64 powers are float64 anyway",
+    "x_sinusoidal_position_encoding__mutmut_6": "integer positions divided by float64 powers are float64 anyway",
+    "x_sinusoidal_position_encoding__mutmut_30": "a float32 table of float64 values: the result is float32 anyway",
+    "x_sinusoidal_position_encoding__mutmut_33": "a float32 table of float64 values: the result is float32 anyway",
+    **{f"xǁVanillaTransformerAttentionǁforward__mutmut_{n}": _NEWEST for n in (36, 37, 38, 43, 47)},
+    "xǁVanillaTransformerForSequenceClassificationǁ_loss__mutmut_33": "squeeze(1) is squeeze(-1) on 2-D logits",
+    "xǁVanillaTransformerForSequenceClassificationǁ_loss__mutmut_38": "squeeze(1) is squeeze(-1) on 2-D logits",
+    "xǁVanillaTransformerForSequenceClassificationǁforward__mutmut_56": _F32,
+    "xǁ_VanillaTransformerStackǁ_embed__mutmut_25": _CPU, "xǁ_VanillaTransformerStackǁ_embed__mutmut_27": _CPU,
+    "xǁ_VanillaTransformerStackǁ_embed__mutmut_30": "the position table is a buffer: it has the model's dtype already",
+}
+EQUIVALENT = {_M + name: reason for name, reason in _EQUIVALENT.items()}
+EQUIVALENT["hf_vanilla.training.budget.xǁInverseSqrtScheduleǁ__call____mutmut_1"] = (
+    "`<=` for `<` at the last warm-up step: step / warmup and sqrt(warmup / step) are both 1 there")
 _RESULT = re.compile(r"^\s*(\S+):\s+(killed|survived|timeout|suspicious|no tests|skipped|not checked|segfault"
                      r"|caught by type check|check was interrupted by user)\s*$")
 
@@ -87,6 +127,12 @@ def main(argv=None):
     result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], **_score(outcomes),
               "mutants_per_module": dict(by_file),
               "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
+    # the survivors read and found equivalent (no test can see them), with the reason; the score without them
+    result["equivalent"] = {name: EQUIVALENT[name] for name in result["survivors"] if name in EQUIVALENT}
+    result["survivors_open"] = [name for name in result["survivors"] if name not in EQUIVALENT]
+    caught = result["counts"].get("killed", 0) + result["counts"].get("timeout", 0)
+    if caught + len(result["survivors_open"]):
+        result["score_without_equivalent"] = caught / (caught + len(result["survivors_open"]))
     if before is not None:  # what the pass gave before the new tests (the survivors were tested again, nothing else)
         earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
         result["before"] = {**_score(before), "survivors_tested_again": len(survivors),
@@ -95,8 +141,11 @@ def main(argv=None):
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     counts = Counter(outcomes.values())
     print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['timeout']} timed out, "
-          f"{counts['survived']} survived, {counts['no tests']} reached by no selected test ({minutes:.1f} min); "
-          f"written to {args.output}")
+          f"{counts['survived']} survived ({len(result['equivalent'])} of them equivalent: "
+          f"{result.get('score_without_equivalent') or 0:.3f} without them), {counts['no tests']} reached by no "
+          f"selected test ({minutes:.1f} min); written to {args.output}")
+    for name in result["survivors_open"]:
+        print(f"  survived: {name} (mutmut show {name})")
     return 0
 
 

@@ -203,6 +203,10 @@ def test_a_static_cache_takes_the_decoder_mask_generate_grows_and_refuses_a_long
     dynamic = model.generate(input_ids, attention_mask=attention_mask, **settings)
     static = model.generate(input_ids, attention_mask=attention_mask, cache_implementation="static", **settings)
     assert torch.equal(dynamic, static)
+    one_layer = seq2seq_model(decoder_layers=1)  # the slots are read from the cache's first layer, which always exists
+    assert torch.equal(one_layer.generate(input_ids, attention_mask=attention_mask, **settings),
+                       one_layer.generate(input_ids, attention_mask=attention_mask, cache_implementation="static",
+                                          **settings))
 
     def step(slots, mask_length):
         cache = EncoderDecoderCache(StaticCache(config=model.config, max_cache_len=slots), DynamicCache())

@@ -570,3 +570,14 @@ def test_the_kernel_is_the_configured_one_and_eager_when_weights_are_asked_for()
     assert _attention_interface(sdpa, output_attentions=False) is ALL_ATTENTION_FUNCTIONS["sdpa"]
     assert _attention_interface(sdpa, output_attentions=True) is eager_attention_forward
     assert _attention_interface(eager, output_attentions=False) is eager_attention_forward
+
+
+def test_the_output_length_rule_with_inputs_embeds_only(hf_logs):
+    """generate(inputs_embeds=...) has no ids to measure: the rule falls back on the model's positions (found by the
+    mutation pass: reading the length of absent ids went unnoticed)."""
+    model = scrambled(VanillaTransformerForConditionalGeneration(tiny_config(max_position_embeddings=64)))
+    ids = torch.randint(4, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
+    embeds = model.get_input_embeddings()(ids)
+    out = model.generate(inputs_embeds=embeds, num_beams=1, suppress_tokens=[model.config.eos_token_id])
+    assert out.shape == (2, 64)
+    torch.testing.assert_close(out[:, :10], model.generate(ids, num_beams=1, max_new_tokens=9))
