@@ -4,7 +4,6 @@
     python benchmarks/mutation.py                   # the mutants of FOCUS (below)
     python benchmarks/mutation.py --all             # every mutant of the files in pyproject's [tool.mutmut]
     python benchmarks/mutation.py "hf_vanilla.modeling_vanilla_transformer.x_sinusoidal*"   # some of them
-    python benchmarks/mutation.py --survivors       # after adding tests: the last pass's survivors only, again
 
 mutmut changes one thing at a time (an operator, a constant, an argument, a return value) in the model's forward code,
 masks, positions, residual/LayerNorm, pooling, loss and cache code (hf_vanilla/modeling_vanilla_transformer.py), the
@@ -12,8 +11,9 @@ decoding defaults (hf_vanilla/inference.py) and the learning-rate schedule (hf_v
 the tests reach, and runs the tests that cover each change (pyproject's [tool.mutmut] names them). A mutant the tests
 catch is "killed"; one they miss "survived". Writes benchmarks/results/mutation.json (with provenance): the counts,
 the score (killed + timeout) / (killed + timeout + survived), and every survivor's name (`mutmut show NAME` prints
-its diff). With --survivors it tests again only what survived the last pass (after new tests were written) and records
-the score before and after, over the same selection. Run it alone: on a busy machine more mutants time out.
+its diff), the survivors read and found equivalent apart (EQUIVALENT, with the reason each) and the score without them.
+Run it alone: on a busy machine more mutants time out. benchmarks/results/mutation_before.json is the pass before the
+tests written for its survivors.
 mutmut keeps its work in mutants/ and resumes there; delete that folder to start over.
 """
 
@@ -95,8 +95,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="mutmut mutant names or globs (default: FOCUS)")
     parser.add_argument("--all", action="store_true", help="every mutant of the files in [tool.mutmut]")
-    parser.add_argument("--survivors", action="store_true",
-                        help="test again only the selection's survivors of the last pass; record the score before too")
     parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once (one per core)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args(argv)
@@ -111,13 +109,7 @@ def main(argv=None):
     # and the tests' trained reversal model is trained once for the pass, not once per mutant (tests/conftest.py)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "HF_VANILLA_TEST_MODELS": str(ROOT / "mutants" / "test-models")}
-    before = _outcomes(mutmut, names) if args.survivors else None
-    survivors = sorted(name for name, outcome in (before or {}).items() if outcome == "survived")
-    if args.survivors and not survivors:
-        parser.error("--survivors: the last pass left no survivors in this selection (or there was no pass: run "
-                     "without --survivors first)")
-    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *(survivors or names)],
-                             cwd=ROOT, env=env)
+    status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT, env=env)
     minutes = (time.time() - start) / 60
     outcomes = _outcomes(mutmut, names)
     if not outcomes:
@@ -133,11 +125,6 @@ def main(argv=None):
     caught = result["counts"].get("killed", 0) + result["counts"].get("timeout", 0)
     if caught + len(result["survivors_open"]):
         result["score_without_equivalent"] = caught / (caught + len(result["survivors_open"]))
-    if before is not None:  # what the pass gave before the new tests (the survivors were tested again, nothing else)
-        earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
-        result["before"] = {**_score(before), "survivors_tested_again": len(survivors),
-                            "first_pass": {key: earlier.get(key) for key in ("provenance", "minutes")}
-                            if earlier.get("names") == result["names"] else None}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     counts = Counter(outcomes.values())
     print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['timeout']} timed out, "
