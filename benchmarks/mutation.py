@@ -63,6 +63,9 @@ _EQUIVALENT = {
     "x__cached_cross_attention__mutmut_5": "no default for False: None, falsy",
     "x__causal_mask__mutmut_3": _CPU, "x__causal_mask__mutmut_5": _CPU,
     "x__padding_mask__mutmut_25": "`<=` for `<`: at equality the mask is padded by zero slots, a no-op",
+    # a static cache's slots past the mask lie after every query's position: the causal mask hides them anyway
+    **{f"x__padding_mask__mutmut_{n}": "another value for the static cache's future slots, which causality hides"
+       for n in (29, 32, 36)},
     "x__static_cache_length__mutmut_8": "getattr without a default: every cache class here has `layers`",
     "x_eager_attention_forward__mutmut_1": "a default the one caller always overrides (dropout)",
     "x_eager_attention_forward__mutmut_2": "a default the one caller always overrides (is_causal)",
