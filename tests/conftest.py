@@ -57,8 +57,8 @@ def reversal_model(tmp_path_factory):
     """The `tiny` preset trained on sequence reversal by Seq2SeqTrainer (the demo's recipe), once per session.
 
     With HF_VANILLA_TEST_MODELS set (the mutation pass sets it), once in all: the first session trains it into that
-    folder and later ones load it. The pass runs the tests once per mutant, and training it anew each time (minutes)
-    would make every mutant those tests reach time out, counted as caught without any test having failed."""
+    folder and later ones load it. The pass runs the tests once per mutant, and training it anew each time (about a
+    minute on one thread) made the mutants those tests reach time out, counted as caught though no test failed."""
     from toy_tasks import train_reversal
 
     stored = os.environ.get("HF_VANILLA_TEST_MODELS")

@@ -420,8 +420,8 @@ def test_the_embedding_scale_follows_the_config(scale):
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
 def test_multi_head_attention_is_torchs_with_the_same_weights(implementation):
     """Self-, causal and cross-attention equal torch's nn.MultiheadAttention given the same projections: the scaling
-    1/sqrt(d_k), the split into heads and back, the masks and the output projection, in both kernels (the mutation pass
-    compares the model only with itself otherwise: eager against sdpa shares the scaling and the head split)."""
+    1/sqrt(d_k), the split into heads and back, the masks and the output projection, in both kernels (found by the
+    mutation pass: the suite compared the model only with itself, and eager and sdpa share the scaling and heads)."""
     config = tiny_config(attn_implementation=implementation)
     d, heads = config.d_model, config.num_attention_heads
     generator = torch.Generator().manual_seed(0)
