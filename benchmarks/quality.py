@@ -368,12 +368,15 @@ def model_card_metadata(results):
     return metadata
 
 
-def write_model_card_metadata(results, path):
-    """Replace (or add) the YAML block at the top of `path` with the metadata of these results."""
-    text = Path(path).read_text()
+def with_model_card_metadata(text, results):
+    """`text` (a model card) with its YAML block at the top replaced (or added) by the metadata of these results."""
     if text.startswith("---\n"):
         text = text[text.index("\n---\n", 4) + 5 :].lstrip("\n")
-    Path(path).write_text(f"---\n{model_card_metadata(results).to_yaml()}\n---\n\n{text}")
+    return f"---\n{model_card_metadata(results).to_yaml()}\n---\n\n{text}"
+
+
+def write_model_card_metadata(results, path):
+    Path(path).write_text(with_model_card_metadata(Path(path).read_text(), results))
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """Write the published tables from the result files, so that no figure is typed by hand.
 
-    python benchmarks/tables.py           # rewrite every generated table in README.md, model_card.md and docs/
+    python benchmarks/tables.py           # rewrite every generated table in README.md, model_card.md and docs/,
+                                          # and model_card.md's Hub metadata (benchmarks/quality.py's)
     python benchmarks/tables.py --check   # exit 1 naming each table that differs from its result file
 
 A generated table sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in a document; NAME is a function
@@ -210,6 +211,10 @@ def main(argv=None):
             if match.group(2) not in TABLES:
                 parser.error(f"{name}: unknown generated table {match.group(2)!r}; known: {', '.join(TABLES)}")
         new = render(text)
+        if name == "model_card.md":  # its Hub metadata comes from the same result files (benchmarks/quality.py's)
+            from benchmarks.quality import with_model_card_metadata
+
+            new = with_model_card_metadata(new, {})
         if new != text:
             stale.append(name)
             if not args.check:
