@@ -114,22 +114,31 @@ def main(argv=None):
            "HF_VANILLA_TEST_MODELS": str(ROOT / "mutants" / "test-models")}
     status = subprocess.call([mutmut, "run", "--max-children", str(args.max_children), *names], cwd=ROOT, env=env)
     minutes = (time.time() - start) / 60
-    outcomes = _outcomes(mutmut, names)
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
+    outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
+    if names:  # the mutants this run was asked about
+        outcomes = {name: outcome for name, outcome in outcomes.items()
+                    if any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
     if not outcomes:
-        print(f"mutmut (exit {status}) reported no mutants", file=sys.stderr)
+        print(f"mutmut (exit {status}) reported no mutants:\n{listing.stdout[-2000:]}{listing.stderr[-2000:]}",
+              file=sys.stderr)
         return 1
-    by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
-    result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], **_score(outcomes),
-              "mutants_per_module": dict(by_file),
-              "survivors": sorted(name for name, outcome in outcomes.items() if outcome == "survived")}
-    # the survivors read and found equivalent (no test can see them), with the reason; the score without them
-    result["equivalent"] = {name: EQUIVALENT[name] for name in result["survivors"] if name in EQUIVALENT}
-    result["survivors_open"] = [name for name in result["survivors"] if name not in EQUIVALENT]
-    caught = result["counts"].get("killed", 0) + result["counts"].get("timeout", 0)
-    if caught + len(result["survivors_open"]):
-        result["score_without_equivalent"] = caught / (caught + len(result["survivors_open"]))
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     counts = Counter(outcomes.values())
+    survivors = sorted(name for name, outcome in outcomes.items() if outcome == "survived")
+    # the survivors read and found equivalent (no test can see them) are listed apart, with the reason
+    survivors_open = [name for name in survivors if name not in EQUIVALENT]
+    # a timeout is a mutant the tests noticed (it made them run past mutmut's limit), so it counts as caught; the file
+    # keeps the counts apart
+    caught = counts["killed"] + counts["timeout"]
+    by_file = Counter(name.split(".x")[0].rsplit(".", 1)[-1] for name in outcomes)
+    result = {"provenance": where, "minutes": minutes, "names": names or ["(all)"], "counts": dict(counts),
+              "score": caught / (caught + len(survivors)) if caught + len(survivors) else None,
+              "mutants_per_module": dict(by_file), "survivors": survivors,
+              "equivalent": {name: EQUIVALENT[name] for name in survivors if name in EQUIVALENT},
+              "survivors_open": survivors_open}
+    if caught + len(survivors_open):
+        result["score_without_equivalent"] = caught / (caught + len(survivors_open))
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"mutation score {result['score']:.3f}: {counts['killed']} killed, {counts['timeout']} timed out, "
           f"{counts['survived']} survived ({len(result['equivalent'])} of them equivalent: "
           f"{result.get('score_without_equivalent') or 0:.3f} without them), {counts['no tests']} reached by no "
@@ -137,22 +146,6 @@ def main(argv=None):
     for name in result["survivors_open"]:
         print(f"  survived: {name} (mutmut show {name})")
     return 0
-
-
-def _outcomes(mutmut, names):
-    """{mutant name: outcome} from mutmut's stored results, for the mutants `names` selects (all when empty)."""
-    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
-    outcomes = {m.group(1): m.group(2) for line in listing.stdout.splitlines() if (m := _RESULT.match(line))}
-    return {name: outcome for name, outcome in outcomes.items()
-            if not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
-
-
-def _score(outcomes):
-    """The counts, and the score: a timeout is a mutant the tests noticed (it made them run past mutmut's limit), so
-    it counts as caught; the counts keep it apart."""
-    counts = Counter(outcomes.values())
-    tested = counts["killed"] + counts["survived"] + counts["timeout"]
-    return {"counts": dict(counts), "score": (counts["killed"] + counts["timeout"]) / tested if tested else None}
 
 
 if __name__ == "__main__":
