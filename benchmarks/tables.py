@@ -40,6 +40,9 @@ def demo():
     """`make demo` at its budget and at 60% of it (a slower machine), from benchmarks/results/demo*.json."""
     rows = []
     for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget"),
+                        ("demo-60-batch32.json", "before: batches of 32 sentences at 7e-4, at 60% of the budget"),
+                        ("demo-peak9.88e-4.json", "before: batches of 32 sentences at 9.88e-4"),
+                        ("demo-60-peak9.88e-4.json", "before: batches of 32 sentences at 9.88e-4, at 60% of the budget"),
                         ("demo-batch64.json", "before: batches of 64"),
                         ("demo-60-batch64.json", "before: batches of 64, at 60% of the budget")):
         run = _load(name)

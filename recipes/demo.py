@@ -3,15 +3,16 @@
     python -m recipes.demo [--output_dir outputs/demo] [--max_train_minutes 11]
 
 It runs `recipes.train_translation` (Seq2SeqTrainer, the paper's recipe) with a budget that fits a 2-core CPU: the
-`small` preset (256 wide, 3+3 layers) in the paper's post-LN placement and without dropout, batches of 32 sentences
-at a peak learning rate of 7e-4 for --max_train_minutes of training (the warm-up is fitted to the steps that fit; a faster machine trains more steps
-in the same time), checkpoints every 100 steps with the last 3 averaged, and a 500-sentence test sample scored with
-beam 4. Post-LN and no dropout because within a CPU demo's few hundred steps both learn faster, and batches of 32
-because under a time budget twice the updates beat twice the sentences per update, at a lower peak than the paper's
-because half the batch is a noisier update (chosen on validation, docs/learning_speed.md); no change of initialisation or learning rate tried so far closed pre-LN's gap. Then it says
-what it reached, translates five sentences, and says how to translate your own and how to open the demo page. What it
-reached (with the commit, the command, the machine and the measured minutes) is written to <output_dir>/demo.json:
-the README's demo row is generated from that file (benchmarks/results/demo*.json, by benchmarks/tables.py).
+`small` preset (256 wide, 3+3 layers) in the paper's post-LN placement and without dropout, batches of about 1,536
+padded tokens (the paper's way of batching, at a CPU's scale) at a peak learning rate of 7e-4, for
+--max_train_minutes of training (the warm-up is fitted to the steps that fit; a faster machine trains more steps in
+the same time), checkpoints every 100 steps with the last 3 averaged, and a 500-sentence test sample scored with beam
+4. Each of these learns faster within a CPU demo's few hundred steps than the library's defaults (chosen on
+validation, docs/learning_speed.md); no change of initialisation or learning rate tried so far closed pre-LN's gap to
+post-LN. Then it says what it reached, translates five sentences, and says how to translate your own and how to
+open the demo page. What it reached (with the commit, the command, the machine and the measured minutes) is written
+to <output_dir>/demo.json: the README's demo row is generated from that file (benchmarks/results/demo*.json, by
+benchmarks/tables.py).
 """
 
 import argparse
@@ -34,13 +35,13 @@ from hf_vanilla.training.provenance import provenance
 # once, too little for dropout's regularisation to pay for the slower learning.
 DEMO_NORM_FIRST = "False"
 DEMO_DROPOUT = "0"
-# Chosen on validation BLEU within the budget (docs/learning_speed.md; benchmarks/results/demo-60-batch64.json against
-# demo-60.json): at 60% of it, batches of 64 stopped on the plateau before the model uses its source, batches of 32 got
-# past it. On a CPU the budget buys updates, and early on more, smaller updates learn faster than fewer, larger ones.
-DEMO_BATCH_SIZE = "32"
-# Chosen on validation BLEU at 900 steps (docs/learning_speed.md): on batches of 32 the paper's peak for this width
-# (d_model^-0.5 * 4000^-0.5 = 9.88e-4, tuned for batches of 25k tokens) is too noisy an update: the run stayed on the
-# plateau past 1,300 steps, where 7e-4 left it before 800. Half the batch, about 1/sqrt(2) of the rate.
+# Chosen on validation BLEU (docs/learning_speed.md). Under a time budget small batches win: at 60% of it, batches
+# of 64 sentences stopped on the plateau before the model uses its source, batches of 32 got past it
+# (benchmarks/results/demo-60-batch64.json against demo-60-peak9.88e-4.json). At 900 steps, same seed: batches of 32
+# at the paper's peak for this width (d_model^-0.5 * 4000^-0.5 = 9.88e-4, set for 25k-token batches) were still on
+# the plateau (validation 0.26), at 7e-4 they left it (9.34), and batches of 1,536 padded tokens, about as many tokens
+# as 32 sentences but cut by length (many short sentences, few long ones), reached 15.89.
+DEMO_MAX_TOKENS = "1536"
 DEMO_LEARNING_RATE = "7e-4"
 SENTENCES = [
     "Select the cells.",
@@ -68,8 +69,7 @@ def main(argv=None):
     status = subprocess.call([
         sys.executable, "-m", "recipes.train_translation",
         "--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--norm_first", DEMO_NORM_FIRST,
-        "--dropout", DEMO_DROPOUT, "--per_device_train_batch_size", DEMO_BATCH_SIZE,
-        "--learning_rate", DEMO_LEARNING_RATE,
+        "--dropout", DEMO_DROPOUT, "--max_tokens", DEMO_MAX_TOKENS, "--learning_rate", DEMO_LEARNING_RATE,
         "--output_dir", args.output_dir,
         "--overwrite_output_dir", "--max_train_minutes", str(args.max_train_minutes), "--max_steps",
         str(args.max_steps), "--warmup_steps", "300", "--save_steps", "100", "--average_last_n", "3",
