@@ -169,3 +169,32 @@ def test_report_to_integrations_are_checked_before_any_work(tmp_path):
                             tmp_path / "out", "--report_to", "tensorboard", timeout=120)
         assert result.returncode == 2 and "hf_vanilla[tensorboard]" in result.stderr, result.stderr[-2000:]
         assert "missing.csv" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_progress_bar_counts_to_the_steps_that_fit_as_the_speed_changes(monkeypatch):
+    # the first plan is made at one step per second; when the machine slows to one step per two seconds, the bar's
+    # total follows (it is what a user reads as "how far will this get"), and the warm-up plan does not move
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from hf_vanilla.training import budget as budget_module
+
+    clock = [0.0]
+    monkeypatch.setattr(budget_module.time, "monotonic", lambda: clock[0])
+    bar = SimpleNamespace(total=100000, set_postfix_str=lambda text, refresh=False: setattr(bar, "postfix", text))
+    schedule = budget_module.InverseSqrtSchedule(300)
+    timer = budget_module.TimeBudget(10, schedule=schedule, progress=SimpleNamespace(training_bar=bar))
+    state, control = SimpleNamespace(global_step=0, stateful_callbacks=None), TrainerControl()
+    timer.on_train_begin(None, state, control)
+    for step in range(1, 101):
+        clock[0], state.global_step = float(step), step
+        timer.on_step_end(None, state, control)
+    assert 590 <= bar.total <= 610 and timer.expected_steps == bar.total  # 600 s at 1 step/s
+    warmup = schedule.warmup_steps
+    for step in range(101, 301):
+        clock[0], state.global_step = clock[0] + 2.0, step
+        timer.on_step_end(None, state, control)
+    # 500 s spent, 300 steps done at an average of (300 - 10) / (500 - 10) steps/s since timing began
+    assert bar.total == 300 + int((300 - 10) / (500 - 10) * 100) and bar.total < 590
+    assert "1.7 min left of the budget" == bar.postfix and schedule.warmup_steps == warmup

@@ -84,13 +84,21 @@ class TimeBudget(TrainerCallback, ExportableState):
             logger.info("time budget: about %d steps fit in %.1f minutes", self.expected_steps, self.seconds / 60)
             self._show(state, elapsed, total=self.expected_steps)
         elif state.global_step % 10 == 0:
-            self._show(state, elapsed)
+            self._show(state, elapsed, total=self._steps_that_fit(now, state.global_step, elapsed))
         if elapsed >= self.seconds:
             logger.info("time budget of %.1f minutes spent at step %d: stopping", self.seconds / 60,
                         state.global_step)
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def _steps_that_fit(self, now, step, elapsed):
+        """The bar's total, re-estimated from the speed since timing began (saves included), so that it follows the
+        machine's speed that day; the warm-up stays as planned (a schedule changed mid-run would change the run)."""
+        if self.expected_steps is None or self.timed_from is None or now <= self.timed_from[0]:
+            return None
+        rate = (step - self.timed_from[1]) / (now - self.timed_from[0])
+        return step + int(rate * max(0.0, self.seconds - elapsed))
 
     def _show(self, state, elapsed, total=None):
         """The progress bar counts to the steps that fit (not to --max_steps) and shows the minutes left."""
