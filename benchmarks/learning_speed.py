@@ -41,6 +41,15 @@ VARIANTS = {
     "post-LN, dropout 0, warm-up 100": ["--norm_first", "False", "--dropout", "0", "--warmup_steps", "100"],
     "post-LN, dropout 0, batch 32": ["--norm_first", "False", "--dropout", "0", "--per_device_train_batch_size",
                                      "32"],
+    # the demo's learning rate and batching, measured with --steps 900
+    "post-LN, dropout 0, batch 32, peak lr 5e-4": ["--norm_first", "False", "--dropout", "0",
+                                                   "--per_device_train_batch_size", "32", "--learning_rate", "5e-4"],
+    "post-LN, dropout 0, batch 32, peak lr 7e-4": ["--norm_first", "False", "--dropout", "0",
+                                                   "--per_device_train_batch_size", "32", "--learning_rate", "7e-4"],
+    "post-LN, dropout 0, 1536-token batches, peak lr 7e-4": ["--norm_first", "False", "--dropout", "0", "--max_tokens",
+                                                             "1536", "--learning_rate", "7e-4"],
+    "pre-LN, dropout 0, 1536-token batches, peak lr 7e-4": ["--dropout", "0", "--max_tokens", "1536", "--learning_rate",
+                                                            "7e-4"],
 }
 COMMON = ["--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--per_device_train_batch_size",
           "64", "--save_steps", "100", "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "200",

@@ -375,10 +375,6 @@ def with_model_card_metadata(text, results):
     return f"---\n{model_card_metadata(results).to_yaml()}\n---\n\n{text}"
 
 
-def write_model_card_metadata(results, path):
-    Path(path).write_text(with_model_card_metadata(Path(path).read_text(), results))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=["translation", "classification", "pretrained", "budget"],
@@ -445,7 +441,7 @@ def main(argv=None):
     table = report(results)
     (output_dir / "quality.md").write_text(table)
     if args.model_card:
-        write_model_card_metadata(results, args.model_card)
+        Path(args.model_card).write_text(with_model_card_metadata(Path(args.model_card).read_text(), results))
     print("\n" + table)
     return 0
 

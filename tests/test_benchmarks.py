@@ -43,3 +43,12 @@ def test_every_published_mutation_survivor_is_explained_or_wants_a_test():
     unexplained = [name for name in result["survivors"] if name not in EQUIVALENT]
     assert not unexplained, f"survivors with neither a test nor a reason: {unexplained} (mutmut show NAME)"
     assert all(reason.strip() for reason in EQUIVALENT.values())
+
+
+def test_every_published_learning_speed_row_reruns_by_its_name():
+    # the docs say `python benchmarks/learning_speed.py --variants NAME` reproduces a row: its name must still give
+    # the flags the row was trained with
+    from benchmarks.learning_speed import RESULTS, VARIANTS
+
+    for run in json.loads((RESULTS / "learning_speed.json").read_text())["runs"]:
+        assert VARIANTS.get(run["name"]) == run["flags"], f"{run['name']!r}: not in VARIANTS with its flags"

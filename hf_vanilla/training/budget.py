@@ -78,13 +78,13 @@ class TimeBudget(TrainerCallback, ExportableState):
             self.timed_from = (now, state.global_step)
         elif self.expected_steps is None and self.timed_from and now - self.timed_from[0] >= MEASURED_SHARE * \
                 self.seconds:
-            rate = (state.global_step - self.timed_from[1]) / (now - self.timed_from[0])  # steps per second
-            self.expected_steps = state.global_step + int(rate * (self.seconds - elapsed))
+            self.expected_steps = self._steps_that_fit(now, state.global_step, elapsed)
             self._plan_warmup()
             logger.info("time budget: about %d steps fit in %.1f minutes", self.expected_steps, self.seconds / 60)
             self._show(state, elapsed, total=self.expected_steps)
-        elif state.global_step % 10 == 0:
-            self._show(state, elapsed, total=self._steps_that_fit(now, state.global_step, elapsed))
+        elif state.global_step % 10 == 0:  # after the plan, the bar's total follows the machine's speed that day
+            planned = self.expected_steps is not None and self.timed_from is not None
+            self._show(state, elapsed, total=self._steps_that_fit(now, state.global_step, elapsed) if planned else None)
         if elapsed >= self.seconds:
             logger.info("time budget of %.1f minutes spent at step %d: stopping", self.seconds / 60,
                         state.global_step)
@@ -93,11 +93,9 @@ class TimeBudget(TrainerCallback, ExportableState):
         return control
 
     def _steps_that_fit(self, now, step, elapsed):
-        """The bar's total, re-estimated from the speed since timing began (saves included), so that it follows the
-        machine's speed that day; the warm-up stays as planned (a schedule changed mid-run would change the run)."""
-        if self.expected_steps is None or self.timed_from is None or now <= self.timed_from[0]:
-            return None
-        rate = (step - self.timed_from[1]) / (now - self.timed_from[0])
+        """`step` plus what the speed since timing began (saves included) fits in the time left. Planned once for the
+        warm-up (a schedule changed mid-run would change the run), then re-estimated for the bar only."""
+        rate = (step - self.timed_from[1]) / max(now - self.timed_from[0], 1e-9)  # steps per second
         return step + int(rate * max(0.0, self.seconds - elapsed))
 
     def _show(self, state, elapsed, total=None):
