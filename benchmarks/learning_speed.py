@@ -50,6 +50,11 @@ VARIANTS = {
                                                              "1536", "--learning_rate", "7e-4"],
     "pre-LN, dropout 0, 1536-token batches, peak lr 7e-4": ["--dropout", "0", "--max_tokens", "1536", "--learning_rate",
                                                             "7e-4"],
+    # pre-LN is said to tolerate a larger step than post-LN (Xiong et al. 2020): does a larger peak close the gap?
+    "pre-LN, dropout 0, 1536-token batches, peak lr 1e-3": ["--dropout", "0", "--max_tokens", "1536", "--learning_rate",
+                                                            "1e-3"],
+    "pre-LN, dropout 0, 1536-token batches, peak lr 1.4e-3": ["--dropout", "0", "--max_tokens", "1536",
+                                                              "--learning_rate", "1.4e-3"],
 }
 COMMON = ["--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--per_device_train_batch_size",
           "64", "--save_steps", "100", "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "200",
