@@ -62,6 +62,8 @@ VARIANTS = {
                                                              "1536", "--learning_rate", "1e-3"],
     "post-LN, dropout 0, 1536-token batches, peak lr 1.4e-3": ["--norm_first", "False", "--dropout", "0",
                                                                "--max_tokens", "1536", "--learning_rate", "1.4e-3"],
+    "post-LN, dropout 0, 1536-token batches, peak lr 2e-3": ["--norm_first", "False", "--dropout", "0", "--max_tokens",
+                                                             "1536", "--learning_rate", "2e-3"],
 }
 COMMON = ["--corpus", "libreoffice-help", "--pair", "en-fr", "--preset", "small", "--per_device_train_batch_size",
           "64", "--save_steps", "100", "--average_last_n", "3", "--eval_strategy", "no", "--max_eval_samples", "200",
