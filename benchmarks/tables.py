@@ -40,6 +40,8 @@ def demo():
     """`make demo` at its budget and at 60% of it (a slower machine), from benchmarks/results/demo*.json."""
     rows = []
     for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget"),
+                        ("demo-tokens7e-4.json", "before: token batches at 7e-4"),
+                        ("demo-60-tokens7e-4.json", "before: token batches at 7e-4, at 60% of the budget"),
                         ("demo-60-batch32.json", "before: batches of 32 sentences at 7e-4, at 60% of the budget"),
                         ("demo-peak9.88e-4.json", "before: batches of 32 sentences at 9.88e-4"),
                         ("demo-60-peak9.88e-4.json", "before: batches of 32 sentences at 9.88e-4, at 60% of the budget"),
@@ -62,17 +64,17 @@ def demo_samples():
 
 
 def learning_speed():
-    """Every run of benchmarks/learning_speed.py, grouped by step count."""
+    """Every run of benchmarks/learning_speed.py, grouped by step count, a row per seed."""
     runs = _load("learning_speed.json")["runs"]
     def loss(run, where):
         curve = run.get("train_loss") or []
         return f"{curve[where]:.2f}" if curve else "-"
 
-    rows = [[r["name"], r["steps"], f"{r['validation_bleu']:.2f}", f"{r['test_bleu']:.2f}", f"{r['test_chrf']:.2f}",
-             loss(r, 0), loss(r, -1), f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-",
+    rows = [[r["name"], r["steps"], r["seed"], f"{r['validation_bleu']:.2f}", f"{r['test_bleu']:.2f}",
+             f"{r['test_chrf']:.2f}", loss(r, 0), loss(r, -1), f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-",
              _commit(r["provenance"])]
-            for r in sorted(runs, key=lambda r: (r["steps_requested"], r["name"]))]
-    return _table(["variant", "steps", "validation BLEU (chooses)", "test BLEU", "test chrF",
+            for r in sorted(runs, key=lambda r: (r["steps_requested"], r["name"], r["seed"]))]
+    return _table(["variant", "steps", "seed", "validation BLEU (chooses)", "test BLEU", "test chrF",
                    "train loss, steps 1-50", "train loss, last 50 steps", "steps/s", "commit"], rows)
 
 
