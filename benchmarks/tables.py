@@ -40,6 +40,8 @@ def demo():
     """`make demo` at its budget and at 60% of it (a slower machine), from benchmarks/results/demo*.json."""
     rows = []
     for name, label in (("demo.json", "`make demo`"), ("demo-60.json", "`make demo` at 60% of the budget"),
+                        ("demo-lr1.4e-3.json", "tried: token batches at 1.4e-3"),
+                        ("demo-60-lr1.4e-3.json", "tried: token batches at 1.4e-3, at 60% of the budget"),
                         ("demo-tokens7e-4.json", "before: token batches at 7e-4"),
                         ("demo-60-tokens7e-4.json", "before: token batches at 7e-4, at 60% of the budget"),
                         ("demo-60-batch32.json", "before: batches of 32 sentences at 7e-4, at 60% of the budget"),
