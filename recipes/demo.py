@@ -47,6 +47,7 @@ DEMO_DROPOUT = "0"
 # budget). 1e-3 keeps a margin.
 DEMO_MAX_TOKENS = "1536"
 DEMO_LEARNING_RATE = "1e-3"
+RESULT_FILE = "demo.json"  # in the output folder, beside the model (a file the next `make demo` may replace)
 SENTENCES = [
     "Select the cells.",
     "Click OK to close the dialog.",
@@ -92,7 +93,7 @@ def main(argv=None):
     samples = translate(model, tokenizer, SENTENCES)
     for source, target in zip(SENTENCES, samples):
         print(f"  {source}\n    -> {target}")
-    write_json(Path(args.output_dir) / "demo.json", {
+    write_json(Path(args.output_dir) / RESULT_FILE, {
         "provenance": where, "budget_minutes": args.max_train_minutes, "steps": results["steps"],
         "train_minutes": results["train_seconds"] / 60 if results.get("train_seconds") else None,
         "wall_minutes": (trained - start) / 60, "chosen": results["chosen"],

@@ -188,6 +188,27 @@ def test_training_output_may_not_overlap_its_inputs_or_overwrite_users_files(mod
     assert sorted(p.name for p in user.iterdir()) == ["thesis.tex"]
 
 
+def test_make_demo_twice_replaces_the_first_demos_folder(tmp_path):
+    """`make demo` writes demo.json beside the model it trained; the next `make demo` (--overwrite_output_dir into
+    the same folder) must accept it, while a user's file there is still refused."""
+    from recipes.demo import RESULT_FILE
+
+    from hf_vanilla.files import OutputFolderRefused
+    from hf_vanilla.training.policies import check_output_dir
+
+    folder = tmp_path / "demo"
+    (folder / "checkpoint-1600").mkdir(parents=True)
+    # what a `make demo` folder held (the modeling files are copied by save_pretrained)
+    for name in ("README.md", "config.json", "configuration_vanilla_transformer.py", "generation_config.json",
+                 "model.safetensors", "modeling_vanilla_transformer.py", "results.json", "run_settings.json",
+                 "tokenizer.json", "tokenizer_config.json", "training_curves.png", RESULT_FILE):
+        (folder / name).write_text("{}")
+    check_output_dir(folder, overwrite=True, resuming=False)
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputFolderRefused, match="notes.txt"):
+        check_output_dir(folder, overwrite=True, resuming=False)
+
+
 def free_port():
     import socket
 
