@@ -191,10 +191,9 @@ def test_training_output_may_not_overlap_its_inputs_or_overwrite_users_files(mod
 def test_make_demo_twice_replaces_the_first_demos_folder(tmp_path):
     """`make demo` writes demo.json beside the model it trained; the next `make demo` (--overwrite_output_dir into
     the same folder) must accept it, while a user's file there is still refused."""
-    from recipes.demo import RESULT_FILE
-
     from hf_vanilla.files import OutputFolderRefused
     from hf_vanilla.training.policies import check_output_dir
+    from recipes.demo import RESULT_FILE
 
     folder = tmp_path / "demo"
     (folder / "checkpoint-1600").mkdir(parents=True)
