@@ -73,8 +73,8 @@ def learning_speed():
         return f"{curve[where]:.2f}" if curve else "-"
 
     rows = [[r["name"], r["steps"], r["seed"], f"{r['validation_bleu']:.2f}", f"{r['test_bleu']:.2f}",
-             f"{r['test_chrf']:.2f}", loss(r, 0), loss(r, -1), f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-",
-             _commit(r["provenance"])]
+             f"{r['test_chrf']:.2f}", loss(r, 0), loss(r, -1),
+             f"{r['steps_per_second']:.2f}" if r.get("steps_per_second") else "-", _commit(r["provenance"])]
             for r in sorted(runs, key=lambda r: (r["steps_requested"], r["name"], r["seed"]))]
     return _table(["variant", "steps", "seed", "validation BLEU (chooses)", "test BLEU", "test chrF",
                    "train loss, steps 1-50", "train loss, last 50 steps", "steps/s", "commit"], rows)
