@@ -80,6 +80,25 @@ def learning_speed():
                    "train loss, steps 1-50", "train loss, last 50 steps", "steps/s", "commit"], rows)
 
 
+def learning_rate_grid():
+    """The token-batch runs (900 steps, seed 42) as placement x peak learning rate: validation BLEU, each row's best
+    in bold (the grid that chose the demo's peak)."""
+    grid = {}
+    for run in _load("learning_speed.json")["runs"]:
+        flags = dict(zip(run["flags"][::2], run["flags"][1::2]))
+        if run["steps_requested"] == 900 and run["seed"] == 42 and flags.get("--max_tokens") == "1536":
+            placement = "post-LN" if flags.get("--norm_first") == "False" else "pre-LN"
+            grid.setdefault(placement, {})[flags["--learning_rate"]] = run["validation_bleu"]
+    peaks = sorted({peak for row in grid.values() for peak in row}, key=float)
+    rows = []
+    for placement in ("post-LN", "pre-LN"):
+        best = max(grid[placement].values())
+        rows.append([placement] + [("-" if peak not in grid[placement] else
+                                    f"**{grid[placement][peak]:.2f}**" if grid[placement][peak] == best else
+                                    f"{grid[placement][peak]:.2f}") for peak in peaks])
+    return _table(["peak learning rate"] + peaks, rows)
+
+
 def splits():
     """The built-in corpora's split sizes, counted from the data by benchmarks/corpora.py."""
     run = _load("corpora.json")
@@ -194,14 +213,20 @@ def speed_engines():
 TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation": quality_translation,
           "quality-budget": quality_budget, "quality-classification": quality_classification,
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
-          "learning-speed": learning_speed, "splits": splits,
+          "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed}
-_SECTION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
+# a section indented under a list item is written with the same indent
+_SECTION = re.compile(r"(( *)<!-- generated: ([\w-]+) -->\n)(.*?)( *<!-- end: \3 -->)", re.S)
 
 
 def render(text):
     """`text` with every generated section rewritten from its result file (an empty section is filled too)."""
-    return _SECTION.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + "\n" + m.group(4), text)
+    def section(m):
+        indent = m.group(2)
+        table = "\n".join(indent + line if line else line for line in TABLES[m.group(3)]().split("\n"))
+        return m.group(1) + table + "\n" + m.group(5)
+
+    return _SECTION.sub(section, text)
 
 
 def main(argv=None):
@@ -215,8 +240,8 @@ def main(argv=None):
             continue
         text = path.read_text()
         for match in _SECTION.finditer(text):
-            if match.group(2) not in TABLES:
-                parser.error(f"{name}: unknown generated table {match.group(2)!r}; known: {', '.join(TABLES)}")
+            if match.group(3) not in TABLES:
+                parser.error(f"{name}: unknown generated table {match.group(3)!r}; known: {', '.join(TABLES)}")
         new = render(text)
         if name == "model_card.md":  # its Hub metadata comes from the same result files (benchmarks/quality.py's)
             from benchmarks.quality import with_model_card_metadata
@@ -226,7 +251,7 @@ def main(argv=None):
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-    written = {m.group(2) for name in DOCUMENTS if (ROOT / name).is_file()
+    written = {m.group(3) for name in DOCUMENTS if (ROOT / name).is_file()
                for m in _SECTION.finditer((ROOT / name).read_text())}
     if set(TABLES) - written:
         print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)

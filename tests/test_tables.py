@@ -71,3 +71,10 @@ def test_provenance_counts_only_changes_to_what_is_measured(tmp_path, monkeypatc
     assert provenance.provenance(["bench.py"])["uncommitted_changes"] is False
     (tmp_path / "model.py").write_text("x = 2\n")
     assert provenance.provenance(["bench.py"])["uncommitted_changes"] is True
+
+
+def test_a_table_under_a_list_item_keeps_the_items_indent(monkeypatch):
+    monkeypatch.setitem(tables.TABLES, "toy", lambda: "| a |\n|---|\n| 1 |")
+    text = "- item\n\n  <!-- generated: toy -->\n  <!-- end: toy -->\n"
+    assert tables.render(text) == "- item\n\n  <!-- generated: toy -->\n  | a |\n  |---|\n  | 1 |\n  <!-- end: toy -->\n"
+    assert tables.render(tables.render(text)) == tables.render(text)  # rewriting is stable
