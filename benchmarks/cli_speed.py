@@ -17,6 +17,9 @@ transformers folder): the same batching, the same length rule, `generate`. The m
 tokens' embeddings zeroed, so each decodes every line up to its length limit (input + 50 tokens) and every row does the
 same work; the output tokens are counted and reported beside the lines to show it.
 
+Start-up: the same command on a one-line file, greedy, start to exit (Python, the engine's imports, loading the
+folder): what each file row pays before its first line, so that a row's lines per second can be read without it.
+
 Latency: one sentence at a time through the same engine objects (`recipes.translate`'s), after a warm-up, in a fresh
 process per engine: p50 and p95 over --latency_sentences sentences, beam 4 (what the page does per request).
 Shared machines drift, so rows are measured in alternation (--repeats rounds) and medians compared.
@@ -41,11 +44,11 @@ ENGINES = ["transformers", "ctranslate2 float32", "ctranslate2 int8", "marian"]
 def prepare(dims, lines, workdir, seed):
     """The folders and the input file for one size (reused when present)."""
     import torch
+    from quality import untrained_models
     from transformers import set_seed
 
     from hf_vanilla.training.corpora import load_corpus
     from hf_vanilla.training.tokenizer import train_bpe_tokenizer
-    from quality import untrained_models
 
     folder = workdir / dims
     done = folder / "ready"
@@ -138,7 +141,15 @@ def measure(dims, args, workdir):
     folder, inputs = prepare(dims, args.lines, workdir, args.seed)
     tokenizer = AutoTokenizer.from_pretrained(folder / "hf_vanilla", trust_remote_code=False)
     rows = {beams: {engine: [] for engine in ENGINES} for beams in (1, 4)}
+    # what every file row pays before its first line: starting Python, importing the engine's libraries (torch and
+    # transformers come with hf_vanilla), loading the folder; timed as the same command on a one-line file
+    one_line = inputs.with_name("input-1.txt")
+    one_line.write_text(inputs.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    startup = {engine: [] for engine in ENGINES}
     for round_ in range(args.repeats):
+        for engine in ENGINES:
+            startup[engine].append(run_cli(engine, folder, one_line, 1, tokenizer)["seconds"])
+            print(f"{dims} start-up {engine} (round {round_ + 1}): {startup[engine][-1]:.1f} s", flush=True)
         for beams in (1, 4):
             for engine in ENGINES:  # in alternation: drift hits every engine alike
                 run = run_cli(engine, folder, inputs, beams, tokenizer)
@@ -156,7 +167,8 @@ def measure(dims, args, workdir):
     latency = {engine: run_latency(engine, folder, inputs, args.latency_sentences) for engine in ENGINES}
     for engine, value in latency.items():
         print(f"{dims} latency {engine}: p50 {value['p50_ms']:.1f} ms, p95 {value['p95_ms']:.1f} ms", flush=True)
-    return {"cli": cli, "latency": latency}
+    return {"cli": cli, "latency": latency,
+            "startup_seconds": {engine: statistics.median(times) for engine, times in startup.items()}}
 
 
 def table(results):
@@ -168,11 +180,14 @@ def table(results):
             for engine in ENGINES:
                 row = result["cli"][f"beam {beams}, {engine}"]
                 latency = result["latency"][engine]
+                startup = result.get("startup_seconds", {}).get(engine)  # older files did not time it
                 body.append([dims, "greedy" if beams == 1 else "beam 4", engine, f"{row['lines_per_second']:.1f}",
                              f"{row['lines_per_second'] / marian:.2f}x", f"{row['output_tokens']:,}",
+                             f"{startup:.1f}" if startup is not None and beams == 1 else "",
                              f"{latency['p50_ms']:.0f} / {latency['p95_ms']:.0f}" if beams == 4 else ""])
     return markdown_table(["dims", "search", "engine (hf_vanilla unless Marian)", "lines/s", "vs Marian",
-                           "output tokens", "one sentence, beam 4: p50 / p95 ms"], body)
+                           "output tokens", "start-up: one line, start to exit, s",
+                           "one sentence, beam 4: p50 / p95 ms"], body)
 
 
 def main(argv=None):
