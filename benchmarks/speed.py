@@ -17,7 +17,8 @@ allocator's peak on GPU), the machine's matmul peak, and each model's training F
 With ctranslate2 installed (the `[ctranslate2]` extra), the same two models also run in CTranslate2, float32 and int8:
 hf_vanilla exported with `ctranslate2_spec` (what `recipes.export` writes), Marian converted by CTranslate2's own
 Transformers converter; same source batch, same number of new tokens, in the same rounds, each engine in a fresh
-process of its own (thread pools in one process slow each other down).
+process of its own (thread pools in one process slow each other down). An hf_vanilla post-LN export (Marian's
+placement, engine rows only) separates what the pre-LN placement costs in the engine from what the export costs.
 """
 
 import argparse
@@ -54,11 +55,11 @@ VOCAB, PAD, BOS, EOS = 8000, 0, 1, 2
 # ---- the three models, same dims, same vocabulary, tied output layer ------------------------------------------------
 
 
-def build_vanilla(dims, dropout):
+def build_vanilla(dims, dropout, norm_first=True):
     config = VanillaTransformerConfig(
         vocab_size=VOCAB, d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
         num_attention_heads=dims["heads"], ffn_dim=dims["ffn"], dropout=dropout, max_position_embeddings=512,
-        attn_implementation="sdpa",
+        attn_implementation="sdpa", norm_first=norm_first,
     )
     return VanillaTransformerForConditionalGeneration(config)
 
@@ -109,6 +110,7 @@ class TorchTransformer(nn.Module):
 
 BUILDERS = {"hf_vanilla": build_vanilla, "marian": build_marian, "torch": TorchTransformer}
 COMPILED = " compiled"  # suffix of the --compile rows: the same model, torch.compile'd
+POST_LN = "hf_vanilla post-LN"  # an engine row only: hf_vanilla with Marian's placement (norm_first=False)
 
 
 def build_models(dims, args, device):
@@ -347,8 +349,9 @@ def export_engines(models, folder):
     from hf_vanilla.export_ctranslate2 import ctranslate2_spec
 
     special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "decoder_start_token": "<s>"}
-    makers = {"hf_vanilla": lambda: ctranslate2_spec(models["hf_vanilla"], synthetic_tokens(), special),
-              "marian": lambda: MarianMTLoader()(models["marian"], _SyntheticVocabulary())}
+    makers = {name: functools.partial(ctranslate2_spec, models[name], synthetic_tokens(), special)
+              for name in models if name.startswith("hf_vanilla")}
+    makers["marian"] = lambda: MarianMTLoader()(models["marian"], _SyntheticVocabulary())
     folders = {}
     for name, make in makers.items():
         for quantization in ENGINE_QUANTIZATIONS:
@@ -360,6 +363,11 @@ def export_engines(models, folder):
             spec.save(str(path))
             folders[f"{name} ct2 {quantization}"] = path
     return folders
+
+
+def same_engine_marian(name):
+    """The Marian engine row measured under the same quantization and layout as `name` ("<model> ct2 <q> <layout>")."""
+    return "marian ct2 " + name.split(" ct2 ", 1)[1]
 
 
 def engine_generate(engine, source_tokens, new_tokens, beams, max_batch_size=0):
@@ -411,8 +419,11 @@ def measure(dims_name, args, device, dtype):
     if not args.skip_ctranslate2:  # exported from the very weights measured below
         import tempfile
 
-        folders = export_engines({name: models[name].cpu() for name in ("hf_vanilla", "marian")},
-                                 tempfile.mkdtemp(prefix="speed-ct2-"))
+        # also hf_vanilla post-LN (engine rows only): Marian's placement, the one difference left between the two
+        # exports (pre-LN adds a final LayerNorm per stack), to tell the placement's cost from the export's
+        exported = {name: models[name].cpu() for name in ("hf_vanilla", "marian")}
+        exported[POST_LN] = build_vanilla(dims, 0.1, norm_first=False)
+        folders = export_engines(exported, tempfile.mkdtemp(prefix="speed-ct2-"))
         models = {name: model.to(device) for name, model in models.items()}
         engines = {f"{name} {layout}": (folder, layout)
                    for name, folder in folders.items() for layout in ENGINE_LAYOUTS}
@@ -491,7 +502,7 @@ def print_engines(dims_name, result):
     """CTranslate2 rows: tokens/s, and ratios against HF Marian's generate and against Marian in the same engine."""
     marian = result["models"]["marian"]
     for name, row in result["engines"].items():
-        same_engine = result["engines"][name.replace("hf_vanilla", "marian")]  # same quantization and layout
+        same_engine = result["engines"][same_engine_marian(name)]
         speeds = {mode: row[f"{mode}_tokens_per_s"] for mode in ("greedy", "beam4")}
         print(f"{dims_name:6} {name:28} " + "  ".join(
             f"{mode} {speed:6.0f} tok/s = {speed / marian[f'{mode}_tokens_per_s']:.2f}x HF Marian, "
@@ -535,7 +546,7 @@ def engines_table(report):
         for name, row in result["engines"].items():
             if not name.startswith("hf_vanilla"):
                 continue
-            same = result["engines"][name.replace("hf_vanilla", "marian")]
+            same = result["engines"][same_engine_marian(name)]
             cells = []
             for mode in ("greedy", "beam4"):
                 speed = row[f"{mode}_tokens_per_s"]
