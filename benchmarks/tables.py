@@ -139,6 +139,26 @@ def cli_speed_2000():
     return cli_speed("cli_speed-2000.json")
 
 
+def engine_ab():
+    """Engines of the same network in rotating order, Marian against itself included (benchmarks/engine_ab.py)."""
+    from benchmarks.engine_ab import table
+
+    run = _load("engine_ab.json")
+    differences = []
+    for name, found in run["differences_from_marian"].items():
+        parts = [f"only in it: {', '.join(found['only_in_hf_vanilla'])}" if found["only_in_hf_vanilla"] else "",
+                 f"only in Marian's: {', '.join(found['only_in_marian'])}" if found["only_in_marian"] else "",
+                 "other shapes or types: " + ", ".join(
+                     f"{key} ({' x '.join(map(str, shapes['hf_vanilla'][0]))} against "
+                     f"{' x '.join(map(str, shapes['marian'][0]))})" for key, shapes in found["changed"].items())
+                 if found["changed"] else ""]
+        differences.append(f"{name}: " + ("; ".join(part for part in parts if part) or "none"))
+    return (table(run) + f"\n\nWhat the engine loads, compared with Marian's export ({run['quantization']}): "
+            + ". ".join(differences) + f".\n\n{run['dims']} dims, {run['quantization']}, {run['rounds']} rounds. "
+            f"{_machine(run['provenance'])} Command: `{run['provenance']['command']}` ({run['minutes']:.0f} minutes). "
+            "File: benchmarks/results/engine_ab.json.")
+
+
 def _sourced(table, name, before=""):
     """`table(run)` of benchmarks/results/`name`, then where it comes from: the machine and commit, the command (and
     its minutes, when the file records them) and the file."""
@@ -221,7 +241,7 @@ TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation":
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed,
-          "cli-speed-2000": cli_speed_2000}
+          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab}
 # a section indented under a list item is written with the same indent
 _SECTION = re.compile(r"(( *)<!-- generated: ([\w-]+) -->\n)(.*?)( *<!-- end: \3 -->)", re.S)
 
