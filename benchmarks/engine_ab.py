@@ -41,18 +41,14 @@ def spec_variables(spec):
 
 def export(dims, quantization, folder):
     """The three folders, and how each hf_vanilla spec differs from Marian's (variables only in one, or changed)."""
-    from ctranslate2.converters.transformers import MarianMTLoader
-    from speed import POST_LN, _SyntheticVocabulary, build_marian, build_vanilla, synthetic_tokens
-
-    from hf_vanilla.export_ctranslate2 import ctranslate2_spec
+    from speed import POST_LN, build_marian, build_vanilla, engine_spec_makers
 
     torch.manual_seed(0)
-    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "decoder_start_token": "<s>"}
-    specs = {"hf_vanilla": ctranslate2_spec(build_vanilla(dims, 0.1), synthetic_tokens(), special),
-             POST_LN: ctranslate2_spec(build_vanilla(dims, 0.1, norm_first=False), synthetic_tokens(), special),
-             "marian": MarianMTLoader()(build_marian(dims, 0.1), _SyntheticVocabulary())}
+    models = {"hf_vanilla": build_vanilla(dims, 0.1), POST_LN: build_vanilla(dims, 0.1, norm_first=False),
+              "marian": build_marian(dims, 0.1)}
     folders, variables = {}, {}
-    for name, spec in specs.items():
+    for name, make in engine_spec_makers(models).items():
+        spec = make()
         spec.validate()
         spec.optimize(quantization=quantization)
         variables[name] = spec_variables(spec)
@@ -107,6 +103,22 @@ def main(argv=None):
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     return 0
+
+
+def differences_text(results):
+    """One sentence per hf_vanilla export: what the engine loads that Marian's export does not, or loads otherwise."""
+    sentences = []
+    for name, found in results["differences_from_marian"].items():
+        def shape(key, side):
+            return " x ".join(map(str, found["changed"][key][side][0]))
+
+        parts = [f"only in it: {', '.join(found['only_in_hf_vanilla'])}" if found["only_in_hf_vanilla"] else "",
+                 f"only in Marian's: {', '.join(found['only_in_marian'])}" if found["only_in_marian"] else "",
+                 "other shapes or types: " + ", ".join(f"{key} ({shape(key, 'hf_vanilla')} against "
+                                                       f"{shape(key, 'marian')})" for key in found["changed"])
+                 if found["changed"] else ""]
+        sentences.append(f"{name}: " + ("; ".join(part for part in parts if part) or "none"))
+    return ". ".join(sentences) + "."
 
 
 def table(results):

@@ -342,8 +342,9 @@ ENGINE_LAYOUTS = {"1x2": {"inter_threads": 1, "intra_threads": 2, "max_batch_siz
                   "2x1": {"inter_threads": 2, "intra_threads": 1, "max_batch_size": 8}}
 
 
-def export_engines(models, folder):
-    """CTranslate2 folders for hf_vanilla (our exporter) and Marian (CTranslate2's converter), per quantization."""
+def engine_spec_makers(models):
+    """{name: a function that builds a fresh CTranslate2 spec}: hf_vanilla models (names starting with it) by our
+    exporter, "marian" by CTranslate2's own converter (a spec is quantized in place, so each use builds its own)."""
     from ctranslate2.converters.transformers import MarianMTLoader
 
     from hf_vanilla.export_ctranslate2 import ctranslate2_spec
@@ -352,8 +353,13 @@ def export_engines(models, folder):
     makers = {name: functools.partial(ctranslate2_spec, models[name], synthetic_tokens(), special)
               for name in models if name.startswith("hf_vanilla")}
     makers["marian"] = lambda: MarianMTLoader()(models["marian"], _SyntheticVocabulary())
+    return makers
+
+
+def export_engines(models, folder):
+    """CTranslate2 folders for hf_vanilla (our exporter) and Marian (CTranslate2's converter), per quantization."""
     folders = {}
-    for name, make in makers.items():
+    for name, make in engine_spec_makers(models).items():
         for quantization in ENGINE_QUANTIZATIONS:
             path = Path(folder) / f"{name}-{quantization}"
             spec = make()

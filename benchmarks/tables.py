@@ -141,20 +141,11 @@ def cli_speed_2000():
 
 def engine_ab():
     """Engines of the same network in rotating order, Marian against itself included (benchmarks/engine_ab.py)."""
-    from benchmarks.engine_ab import table
+    from benchmarks.engine_ab import differences_text, table
 
     run = _load("engine_ab.json")
-    differences = []
-    for name, found in run["differences_from_marian"].items():
-        parts = [f"only in it: {', '.join(found['only_in_hf_vanilla'])}" if found["only_in_hf_vanilla"] else "",
-                 f"only in Marian's: {', '.join(found['only_in_marian'])}" if found["only_in_marian"] else "",
-                 "other shapes or types: " + ", ".join(
-                     f"{key} ({' x '.join(map(str, shapes['hf_vanilla'][0]))} against "
-                     f"{' x '.join(map(str, shapes['marian'][0]))})" for key, shapes in found["changed"].items())
-                 if found["changed"] else ""]
-        differences.append(f"{name}: " + ("; ".join(part for part in parts if part) or "none"))
     return (table(run) + f"\n\nWhat the engine loads, compared with Marian's export ({run['quantization']}): "
-            + ". ".join(differences) + f".\n\n{run['dims']} dims, {run['quantization']}, {run['rounds']} rounds. "
+            + differences_text(run) + f"\n\n{run['dims']} dims, {run['quantization']}, {run['rounds']} rounds. "
             f"{_machine(run['provenance'])} Command: `{run['provenance']['command']}` ({run['minutes']:.0f} minutes). "
             "File: benchmarks/results/engine_ab.json.")
 
