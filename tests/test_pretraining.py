@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from hf_vanilla import VanillaTransformerConfig, VanillaTransformerForConditionalGeneration
 from hf_vanilla.training.budget import InverseSqrtSchedule
-from hf_vanilla.training.pretraining import MASK_TOKEN, InfillingCollator, chunk_ids, infill
+from hf_vanilla.training.pretraining import (
+    MASK_TOKEN,
+    InfillingCollator,
+    MaskedLMCollator,
+    chunk_ids,
+    infill,
+    masked_lm_loss,
+)
 from hf_vanilla.training.tokenizer import train_bpe_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +28,30 @@ TINY = ["--preset", "tiny", "--vocab_size", "300", "--logging_steps", "5"]
 def run_module(module, *args, timeout=600):
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def pretrain_tiny(tmp_path, steps, *args):
+    """recipes.pretrain on a tiny model and a few dozen lines of toy text: (the process, its output folder)."""
+    texts = tmp_path / "text.txt"
+    texts.write_text("\n".join(f"the {a} {b} sees a {c} today." for a in ("big", "small", "red") for b in
+                               ("cat", "dog", "bird") for c in ("cat", "dog", "bird")) * 3 + "\n")
+    pretrained = tmp_path / "pretrained"
+    result = run_module("recipes.pretrain", *args, "--corpora", "none", "--text_files", texts, "--vocabulary_pairs",
+                        "none", "--output_dir", pretrained, *TINY, "--max_steps", steps, "--save_steps", 10,
+                        "--warmup_steps", 5, "--validation_share", 0.1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, pretrained
+
+
+def classify_from(pretrained, tmp_path):
+    """recipes.train_classification started from a pre-trained folder (--init_from), on toy reviews."""
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("review,stars\n" + "".join(f"the {w} film number {i},{'pos' if w == 'good' else 'neg'}\n"
+                                                  for i in range(30) for w in ("good", "bad")))
+    classified = run_module("recipes.train_classification", "--train_file", reviews, "--text_column", "review",
+                            "--label_column", "stars", "--init_from", pretrained, "--output_dir", tmp_path / "cls",
+                            "--num_train_epochs", 1)
+    assert classified.returncode == 0, classified.stderr[-3000:]
 
 
 def test_infilling_masks_about_the_share_asked_in_spans():
@@ -41,6 +74,57 @@ def test_collator_batches_masked_sources_and_whole_targets():
     assert batch["labels"][1, len(examples[1]["input_ids"]):].eq(-100).all()
     assert (batch["input_ids"] == 4).any() and batch["attention_mask"].sum(1).tolist()[1] <= 3
     assert chunk_ids([[1, 2, 3, 4, 5]], 2) == [[1, 2], [3, 4], [5]]
+
+
+def test_masked_lm_collator_chooses_about_15_percent_and_never_the_end_token():
+    tokenizer = train_bpe_tokenizer(["the cat sat on the mat"] * 20, vocab_size=300, mask_token=MASK_TOKEN)
+    ids = tokenizer(" ".join(["the cat sat on the mat"] * 10))["input_ids"]
+    examples = [{"input_ids": ids}, {"input_ids": ids[:5] + [tokenizer.eos_token_id]}] * 20
+    batch = MaskedLMCollator(tokenizer, decoder_start_token_id=2, seed=0)(examples)
+    chosen = batch["labels"] != -100
+    real = batch["attention_mask"].bool()
+    assert not (chosen & ~real).any()  # padding is never chosen
+    assert 0.10 < chosen.sum() / real.sum() < 0.20
+    originals = torch.full_like(batch["labels"], -1)
+    for row, example in enumerate(examples):
+        originals[row, : len(example["input_ids"])] = torch.tensor(example["input_ids"])
+    assert torch.equal(batch["labels"][chosen], originals[chosen])  # the labels are the original tokens
+    assert torch.equal(batch["input_ids"][~chosen & real], originals[~chosen & real])  # the rest is untouched
+    assert (batch["input_ids"][chosen] == tokenizer.mask_token_id).float().mean() > 0.6  # most become <mask>
+    for row, example in zip(batch["input_ids"], examples):  # the end token is never chosen
+        assert row[len(example["input_ids"]) - 1] == tokenizer.eos_token_id
+    assert batch["decoder_input_ids"].tolist() == [[2]] * len(examples)
+
+
+def test_masked_lm_loss_is_the_encoders_cross_entropy_at_the_chosen_tokens_and_learns():
+    torch.manual_seed(0)
+    config = VanillaTransformerConfig.from_preset("tiny", vocab_size=40, dropout=0.0)
+    model = VanillaTransformerForConditionalGeneration(config)
+    input_ids = torch.randint(5, 40, (3, 12))
+    labels = torch.full_like(input_ids, -100)
+    labels[:, 3], labels[:, 7] = input_ids[:, 3], input_ids[:, 7]
+    masked = input_ids.clone()
+    masked[labels != -100] = 4
+    inputs = {"input_ids": masked, "attention_mask": torch.ones_like(masked),
+              "decoder_input_ids": torch.full((3, 1), config.decoder_start_token_id)}
+    loss_func = masked_lm_loss(model.get_output_embeddings())
+    outputs = model(**inputs)
+    loss = loss_func(outputs, labels)
+    states = model.get_encoder()(input_ids=masked).last_hidden_state
+    expected = torch.nn.functional.cross_entropy(model.lm_head(states[labels != -100]), labels[labels != -100])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss_func(outputs, labels, num_items_in_batch=12).item() == pytest.approx(expected.item() * 6 / 12,
+                                                                                      rel=1e-5)
+    loss.backward()
+    encoder_grad = model.get_encoder().layers[0].self_attn.q_proj.weight.grad
+    decoder_grad = model.get_decoder().layers[0].self_attn.q_proj.weight.grad
+    assert encoder_grad.abs().sum() > 0 and decoder_grad is not None and decoder_grad.abs().sum() == 0
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss_func(model(**inputs), labels).backward()
+        optimizer.step()
+    assert loss_func(model(**inputs), labels).item() < 0.5 * expected.item()  # it learns the masked tokens
 
 
 def test_schedule_is_the_papers_and_keeps_its_warmup_in_checkpoints():
@@ -71,31 +155,39 @@ def test_schedule_equals_the_papers_formula_at_every_edge(warmup):
 
 
 def test_pretrain_then_classify_and_translate_from_it(tmp_path, translation_csv):
-    texts = tmp_path / "text.txt"
-    texts.write_text("\n".join(f"the {a} {b} sees a {c} today." for a in ("big", "small", "red") for b in
-                               ("cat", "dog", "bird") for c in ("cat", "dog", "bird")) * 3 + "\n")
-    pretrained = tmp_path / "pretrained"
-    result = run_module("recipes.pretrain", "--corpora", "none", "--text_files", texts, "--vocabulary_pairs", "none",
-                        "--output_dir", pretrained, *TINY, "--max_steps", 20, "--save_steps", 10, "--warmup_steps",
-                        5, "--validation_share", 0.1)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result, pretrained = pretrain_tiny(tmp_path, 20)
     assert "held-out denoising loss" in result.stdout
     card = (pretrained / "README.md").read_text()
     assert "text_files" in card and "text infilling" in card
     assert json.loads((pretrained / "results.json").read_text())["steps"] == 20
-
-    reviews = tmp_path / "reviews.csv"
-    reviews.write_text("review,stars\n" + "".join(f"the {w} film number {i},{'pos' if w == 'good' else 'neg'}\n"
-                                                  for i in range(30) for w in ("good", "bad")))
-    classified = run_module("recipes.train_classification", "--train_file", reviews, "--text_column", "review",
-                            "--label_column", "stars", "--init_from", pretrained, "--output_dir", tmp_path / "cls",
-                            "--num_train_epochs", 1)
-    assert classified.returncode == 0, classified.stderr[-3000:]
+    classify_from(pretrained, tmp_path)
     translated = run_module("recipes.train_translation", "--train_file", translation_csv, "--source_column", "en",
                             "--target_column", "fr", "--model_name_or_path", pretrained, "--output_dir",
                             tmp_path / "mt", "--max_steps", 4, "--save_steps", 4, "--average_last_n", 1,
                             "--max_eval_samples", 5, "--max_predict_samples", 5)
     assert translated.returncode == 0, translated.stderr[-3000:]
+
+
+def test_masked_lm_pretraining_trains_the_encoder_a_classifier_starts_from(tmp_path):
+    result, pretrained = pretrain_tiny(tmp_path, 10, "--objective", "masked_lm")
+    assert "held-out masked-LM loss" in result.stdout
+    card = (pretrained / "README.md").read_text()
+    assert "masked LM" in card and "15% of the tokens" in card and "text infilling" not in card
+    results = json.loads((pretrained / "results.json").read_text())
+    assert results["objective"] == "masked_lm" and results["steps"] == 10 and results["validation_loss"] > 0
+    assert json.loads((pretrained / "run_settings.json").read_text())["objective"] == "masked_lm"
+    classify_from(pretrained, tmp_path)
+
+
+def test_an_unknown_objective_and_masked_lm_under_fsdp_are_usage_errors(tmp_path):
+    result = run_module("recipes.pretrain", "--objective", "electra", "--corpora", "none", "--text_files",
+                        tmp_path / "missing.txt", "--output_dir", tmp_path / "out")
+    assert result.returncode == 2 and "--objective 'electra': choose infilling or masked_lm" in result.stderr
+    texts = tmp_path / "text.txt"
+    texts.write_text("a few words\n")
+    sharded = run_module("recipes.pretrain", "--objective", "masked_lm", "--fsdp", "full_shard", "--corpora", "none",
+                         "--text_files", texts, "--output_dir", tmp_path / "out")
+    assert sharded.returncode == 2 and "not under --fsdp" in sharded.stderr and not (tmp_path / "out").exists()
 
 
 def test_time_budget_stops_training_and_still_saves(tmp_path, translation_csv):

@@ -1,10 +1,14 @@
-"""Self-supervised pre-training data: unlabelled English text, and BART's text infilling as the objective.
+"""Self-supervised pre-training data: unlabelled English text, and two objectives.
 
 The text is the English side (training splits only) of every built-in corpus, so that no validation or test text of
-a corpus scored later is ever seen, plus the user's own files. The encoder reads the text with spans replaced by a
-single `<mask>` each (span lengths drawn from Poisson(3), about 30% of the tokens masked, as BART); the decoder
-writes the original text back. Reconstructing whole spans from context trains the encoder for classification as
-well as the decoder for generation.
+a corpus scored later is ever seen, plus the user's own files.
+
+- `infilling` (BART): the encoder reads the text with spans replaced by a single `<mask>` each (span lengths drawn from
+  Poisson(3), about 30% of the tokens masked); the decoder writes the original text back. It trains the decoder for
+  generation as well as the encoder.
+- `masked_lm` (BERT): 15% of the tokens are chosen (80% become `<mask>`, 10% a random token, 10% stay) and the
+  encoder's own states predict them through the shared output projection. Every gradient reaches the encoder, the
+  only part a classifier keeps.
 """
 
 import math
@@ -12,10 +16,13 @@ import random
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from transformers import DataCollatorForLanguageModeling
 
 from .corpora import CORPORA, load_corpus
 
 MASK_TOKEN = "<mask>"
+OBJECTIVES = {"infilling": 0.3, "masked_lm": 0.15}  # each objective's share of masked tokens (BART's, BERT's)
 
 
 def english_training_texts(cache_dir=None, corpora=None):
@@ -103,3 +110,38 @@ class InfillingCollator:
             attention_mask[row, : len(source)] = 1
             labels[row, : len(original)] = torch.tensor(original)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+class MaskedLMCollator:
+    """Batches for the encoder-only masked LM: BERT's masking by transformers' `DataCollatorForLanguageModeling`
+    (`input_ids`, `attention_mask`, `labels` = the chosen tokens' ids, -100 elsewhere), plus a one-token
+    `decoder_input_ids` so that the encoder-decoder's forward runs; `masked_lm_loss` reads only the encoder."""
+
+    def __init__(self, tokenizer, decoder_start_token_id, mask_ratio=0.15, seed=0):
+        if tokenizer.mask_token != MASK_TOKEN:
+            raise ValueError(f"The tokenizer has no {MASK_TOKEN} token: pre-training needs one.")
+        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_ratio, seed=seed,
+                                                        return_tensors="pt")
+        self.decoder_start_token_id = decoder_start_token_id
+
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        batch["decoder_input_ids"] = torch.full((len(examples), 1), self.decoder_start_token_id, dtype=torch.long)
+        return batch
+
+
+def masked_lm_loss(output_embeddings):
+    """Trainer's `compute_loss_func` for the masked LM: cross-entropy of the encoder's last states at the chosen
+    positions through the shared output projection (summed, over the accumulated batch's chosen tokens when Trainer
+    gives their count)."""
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        chosen = labels != -100  # (B, T)
+        logits = output_embeddings(outputs.encoder_last_hidden_state[chosen])  # (chosen tokens, V): the rest unused
+        total = F.cross_entropy(logits.float(), labels[chosen], reduction="sum")
+        # the decoder's one-token pass joins the graph with weight 0, so that data-parallel engines see every
+        # parameter take part
+        total = total + 0.0 * outputs.logits.sum()
+        return total / (num_items_in_batch if num_items_in_batch is not None else chosen.sum().clamp(min=1))
+
+    return loss
