@@ -139,6 +139,15 @@ def cli_speed_2000():
     return cli_speed("cli_speed-2000.json")
 
 
+def english_text():
+    """English text for pre-training, built-in and in the registries (benchmarks/english_text.py)."""
+    from benchmarks.english_text import table
+
+    run = _load("english_text.json")
+    return (table(run) + f"\n\n{_machine(run['provenance'])} Command: `{run['provenance']['command']}` "
+            f"({run['minutes']:.1f} minutes). File: benchmarks/results/english_text.json.")
+
+
 def engine_ab():
     """Engines of the same network in rotating order, Marian against itself included (benchmarks/engine_ab.py)."""
     from benchmarks.engine_ab import differences_text, table
@@ -232,7 +241,7 @@ TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation":
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed,
-          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab}
+          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab, "english-text": english_text}
 # a section indented under a list item is written with the same indent
 _SECTION = re.compile(r"(( *)<!-- generated: ([\w-]+) -->\n)(.*?)( *<!-- end: \3 -->)", re.S)
 

