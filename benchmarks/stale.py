@@ -1,0 +1,147 @@
+"""Which results files are stale: for every commit a results file records, is it in this branch's history, and which
+files that could change the number changed since: the script that wrote the file, every project module it imports or
+runs (`-m recipes.x` in its text counts as a run), followed through their own imports, and the pins.
+
+    python benchmarks/stale.py             # a table, one row per results file and commit
+    python benchmarks/stale.py --strict    # the same, exit 1 if any row is stale (what a release would run)
+
+A row is fresh when its commit is an ancestor of HEAD, the run had no uncommitted changes and none of those files
+changed since. A fresh row is a number the current code would give on that machine; a stale one says what to re-run.
+This reads git only; it runs nothing.
+"""
+
+import argparse
+import ast
+import functools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hf_vanilla.training.cards import markdown_table  # noqa: E402
+from hf_vanilla.training.provenance import ROOT  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+PINS = ["constraints.txt", "pyproject.toml"]  # the versions every number was measured with
+SCRIPT = re.compile(r"\b((?:benchmarks|recipes)/\w+\.py)\b")
+PACKAGES = ("hf_vanilla", "recipes", "benchmarks")
+MODULE_NAME = re.compile(r"\b((?:hf_vanilla|recipes|benchmarks)(?:\.\w+)+)\b")  # in a string: -m recipes.x
+
+
+def module_file(name):
+    """The project file of a dotted module name (a package's __init__.py), or None outside the project."""
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+@functools.cache
+def imported_files(path):
+    """Project files one file names: its imports (anywhere, lazy ones included) and module names in its strings."""
+    tree, names = ast.parse(path.read_text()), []
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from .x import y
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            names += [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names += MODULE_NAME.findall(node.value)
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] not in PACKAGES:
+            continue
+        for end in range(1, len(parts) + 1):  # the package __init__ files run on the way
+            found = module_file(".".join(parts[:end]))
+            if found:
+                files.add(found)
+    return files
+
+
+@functools.cache
+def dependencies(script):
+    """The script and every project file it reaches through imports and -m runs, as paths from the root."""
+    todo, seen = [ROOT / script], set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        todo += imported_files(path)
+    return tuple(sorted(str(p.relative_to(ROOT)) for p in seen))
+
+
+def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def provenances(value):
+    """Every provenance dict (one with a commit) anywhere in a results file: top level, per run, per row."""
+    if isinstance(value, dict):
+        found = [value["provenance"]] if isinstance(value.get("provenance"), dict) and "commit" in value[
+            "provenance"] else []
+        return found + [p for v in value.values() for p in provenances(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in provenances(v)]
+    return []
+
+
+def status(commit, script, dirty):
+    """(in history, commits since, files changed since) for one recorded commit."""
+    if git("merge-base", "--is-ancestor", commit, "HEAD").returncode != 0:
+        return False, None, []
+    since = int(git("rev-list", "--count", f"{commit}..HEAD").stdout.strip() or 0)
+    paths = PINS + (list(dependencies(script)) if script else list(PACKAGES))  # without a script: all the code
+    changed = git("diff", "--name-only", commit, "HEAD", "--", *paths).stdout.split()
+    return True, since, changed + (["(uncommitted changes at the run)"] if dirty else [])
+
+
+def rows(results=RESULTS):
+    out = []
+    for path in sorted(results.glob("*.json")):
+        seen = {}
+        for p in provenances(json.loads(path.read_text())):
+            script = SCRIPT.search(p.get("command", ""))
+            key = (p["commit"], script.group(1) if script else None, bool(p.get("uncommitted_changes")))
+            seen.setdefault(key, None)
+        for commit, script, dirty in seen:
+            in_history, since, changed = status(commit, script, dirty)
+            out.append({"file": path.name, "commit": commit[:7], "in_history": in_history, "since": since,
+                        "changed": changed, "fresh": in_history and not changed})
+    return out
+
+
+def table(found):
+    def changed(row):
+        if not row["in_history"]:
+            return "the commit is not in this branch's history"
+        names = row["changed"]
+        return "none" if not names else f"{len(names)}: " + ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+
+    return markdown_table(["file", "commit", "commits since", "fresh", "files that could change it, changed since"],
+                          [[r["file"], f"`{r['commit']}`", "" if r["since"] is None else str(r["since"]),
+                            "yes" if r["fresh"] else "**no**", changed(r)] for r in found])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strict", action="store_true", help="Exit 1 if any results file is stale.")
+    args = parser.parse_args(argv)
+    found = rows()
+    print(table(found))
+    stale = [r for r in found if not r["fresh"]]
+    print(f"\n{len(found) - len(stale)} of {len(found)} recorded runs are fresh at HEAD.")
+    return 1 if args.strict and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
