@@ -84,6 +84,15 @@ def git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
+def script_of(command):
+    """The file a recorded command runs: `python benchmarks/x.py ...` or `python -m recipes.x ...`."""
+    found = SCRIPT.search(command)
+    if found:
+        return found.group(1)
+    module = re.search(r"-m ((?:benchmarks|recipes)\.\w+)", command)
+    return module.group(1).replace(".", "/") + ".py" if module else None
+
+
 def provenances(value):
     """Every provenance dict (one with a commit) anywhere in a results file: top level, per run, per row."""
     if isinstance(value, dict):
@@ -110,8 +119,7 @@ def rows(results=RESULTS):
     for path in sorted(results.glob("*.json")):
         seen = {}
         for p in provenances(json.loads(path.read_text())):
-            script = SCRIPT.search(p.get("command", ""))
-            key = (p["commit"], script.group(1) if script else None, bool(p.get("uncommitted_changes")))
+            key = (p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
             seen.setdefault(key, None)
         for commit, script, dirty in seen:
             in_history, since, changed = status(commit, script, dirty)

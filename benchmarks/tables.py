@@ -148,6 +148,21 @@ def english_text():
             f"({run['minutes']:.1f} minutes). File: benchmarks/results/english_text.json.")
 
 
+def pretraining():
+    """The pre-training runs the classification ablation starts from (benchmarks/results/pretrain_*.json)."""
+    body, notes = [], []
+    for path in sorted(RESULTS.glob("pretrain_*.json")):
+        run = json.loads(path.read_text())
+        where, settings = run["provenance"], run["settings"]
+        body.append([f"`{run['folder']}`", run["objective"], settings["preset"], f"{settings['vocab_size']:,}",
+                     settings["vocabulary_pairs"], ", ".join(settings["sources"]), f"{run['steps']:,}",
+                     f"{run['validation_loss']:.3f}", f"{run['minutes']:.1f}", _commit(where)])
+        notes.append(f"`{where['command']}` (benchmarks/results/{path.name})")
+    return (_table(["folder", "objective", "preset", "vocabulary", "vocabulary also from", "English text of",
+                    "steps", "held-out loss", "minutes", "commit"], body)
+            + "\n\nCommands: " + "; ".join(notes) + ".")
+
+
 def engine_ab():
     """Engines of the same network in rotating order, Marian against itself included (benchmarks/engine_ab.py)."""
     from benchmarks.engine_ab import differences_text, table
@@ -241,7 +256,8 @@ TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation":
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed,
-          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab, "english-text": english_text}
+          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab, "english-text": english_text,
+          "pretraining": pretraining}
 # a section indented under a list item is written with the same indent
 _SECTION = re.compile(r"(( *)<!-- generated: ([\w-]+) -->\n)(.*?)( *<!-- end: \3 -->)", re.S)
 

@@ -44,3 +44,9 @@ def test_a_change_to_a_file_the_script_runs_makes_its_results_stale(tmp_path):
     write(tmp_path, "pretrain.json", git("rev-parse", f"{changed}^"), "python benchmarks/quality.py")
     row, = stale.rows(tmp_path)
     assert row["in_history"] and not row["fresh"] and "recipes/pretrain.py" in row["changed"]
+
+
+def test_the_script_of_a_recorded_command():
+    assert stale.script_of("python benchmarks/speed.py --repeats 3") == "benchmarks/speed.py"
+    assert stale.script_of("python -m recipes.pretrain --objective masked_lm") == "recipes/pretrain.py"
+    assert stale.script_of("make demo") is None
