@@ -176,6 +176,9 @@ def test_masked_lm_pretraining_trains_the_encoder_a_classifier_starts_from(tmp_p
     results = json.loads((pretrained / "results.json").read_text())
     assert results["objective"] == "masked_lm" and results["steps"] == 10 and results["validation_loss"] > 0
     assert json.loads((pretrained / "run_settings.json").read_text())["objective"] == "masked_lm"
+    where = json.loads((pretrained / "provenance.json").read_text())  # every recipe records where it came from
+    assert len(where["commit"]) == 40 and "recipes/pretrain.py --objective masked_lm" in where["command"]
+    assert where["machine"]["cores"] and 0 < where["minutes"] < 60
     classify_from(pretrained, tmp_path)
 
 

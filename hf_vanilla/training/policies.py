@@ -66,7 +66,7 @@ class OutputFolderError(OutputFolderRefused):
 # holding only these; anything else in it is named and refused (hf_vanilla.files.check_output_folder)
 TRAINING_OUTPUT = ("config.json", "generation_config.json", "model.safetensors", "model*.safetensors",
                    "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "README.md", "*results.json", "run_settings.json", "trainer_state.json",
+                   "chat_template.jinja", "README.md", "*results.json", "run_settings.json", "provenance.json", "trainer_state.json",
                    "training_args.json", "training_curves.png", "*_vanilla_transformer.py", "checkpoint-*", "runs",
                    "demo.json")  # recipes.demo's record, beside the model it trained: `make demo` twice must work
 

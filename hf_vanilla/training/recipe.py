@@ -3,7 +3,8 @@
     TrainerRecipe.main:  parse -> claim the output folder (one run, never an input) -> run:
     run:                 load_data (everything checked) -> the run's settings recorded, or checked on resume ->
                          build (tokenizer, model, datasets) -> train under the stop, NaN and time-budget policies ->
-                         evaluate (every process) -> publish (the main process: results, card, folder) -> push
+                         evaluate (every process) -> publish (the main process: results, card, folder) ->
+                         provenance.json (commit, command, machine, date, minutes) -> push
 
 A recipe subclasses `TrainerRecipe` and fills in only what differs, as fairseq's `build_*` hooks do: its argument
 dataclasses, its Trainer class, `load_data`, `run_settings`, `build`, `evaluate` and `publish`. Every refusal is a
@@ -13,6 +14,8 @@ into exit 1 with the command that resumes.
 
 import logging
 import sys
+import time
+from pathlib import Path
 
 import transformers
 from transformers import HfArgumentParser, set_seed
@@ -21,7 +24,9 @@ from hf_vanilla.cli import UsageError, parse_arguments, report
 from hf_vanilla.files import NoSpaceError, OutputFolderRefused
 
 from .hub import push_if_requested, take_push_request
+from .cards import write_json
 from .policies import check_run, claim_output_dir, run_inputs
+from .provenance import provenance
 from .trainer import SaveOnInterrupt, resume_hint, train_or_stop
 
 
@@ -67,6 +72,7 @@ class TrainerRecipe:
 
     def run(self):
         training_args = self.training_args
+        where, start = provenance(), time.time()  # before any work: the commit and tree that trained the model
         data = self.load_data()
         self.resuming = bool(training_args.resume_from_checkpoint)
         # a resumed run must train on what its checkpoint was trained on
@@ -84,6 +90,9 @@ class TrainerRecipe:
         if not trainer.is_world_process_zero():  # results, card and folder are written once
             return 0
         self.publish(trainer, data, scores)
+        # where the folder came from, as every benchmark result records it (hf_vanilla.training.provenance)
+        write_json(Path(training_args.output_dir) / "provenance.json",
+                   {**where, "minutes": (time.time() - start) / 60})
         return push_if_requested(push, training_args.output_dir)
 
     @property
