@@ -23,8 +23,8 @@ from transformers import HfArgumentParser, set_seed
 from hf_vanilla.cli import UsageError, parse_arguments, report
 from hf_vanilla.files import NoSpaceError, OutputFolderRefused
 
-from .hub import push_if_requested, take_push_request
 from .cards import write_json
+from .hub import push_if_requested, take_push_request
 from .policies import check_run, claim_output_dir, run_inputs
 from .provenance import provenance
 from .trainer import SaveOnInterrupt, resume_hint, train_or_stop
