@@ -96,8 +96,8 @@ def script_of(command):
 def provenances(value):
     """Every provenance dict (one with a commit) anywhere in a results file: top level, per run, per row."""
     if isinstance(value, dict):
-        found = [value["provenance"]] if isinstance(value.get("provenance"), dict) and "commit" in value[
-            "provenance"] else []
+        own = value.get("provenance")
+        found = [own] if isinstance(own, dict) and "commit" in own else []
         return found + [p for v in value.values() for p in provenances(v)]
     if isinstance(value, list):
         return [p for v in value for p in provenances(v)]
@@ -117,10 +117,8 @@ def status(commit, script, dirty):
 def rows(results=RESULTS):
     out = []
     for path in sorted(results.glob("*.json")):
-        seen = {}
-        for p in provenances(json.loads(path.read_text())):
-            key = (p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
-            seen.setdefault(key, None)
+        seen = dict.fromkeys((p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
+                             for p in provenances(json.loads(path.read_text())))  # each once, in file order
         for commit, script, dirty in seen:
             in_history, since, changed = status(commit, script, dirty)
             out.append({"file": path.name, "commit": commit[:7], "in_history": in_history, "since": since,
