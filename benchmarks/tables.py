@@ -124,19 +124,19 @@ def classification_ablation():
     return table(runs) + f"\nCommit(s): {', '.join(commits)}. File: benchmarks/results/classification_ablation.json."
 
 
-def cli_speed(name="cli_speed.json"):
-    """The translate command line end to end (benchmarks/cli_speed.py)."""
+def cli_speed():
+    """The translate command line end to end on 2,000 lines (benchmarks/cli_speed.py), one run a size: a run at both
+    sizes is two hours and a quarter of this machine alone, so each size's run names its own commit and command."""
     from benchmarks.cli_speed import table
 
-    run = _load(name)
-    return (table(run) + f"\n\n{run['lines']:,} lines per file row; {_machine(run['provenance'])} "
-            f"{run['minutes']:.0f} minutes in all. Command: `{run['provenance']['command']}`. "
-            f"File: benchmarks/results/{name}.")
-
-
-def cli_speed_2000():
-    """The same on the 2,000-line file the serving issue asks for (small dims: base at 2,000 lines is an hour)."""
-    return cli_speed("cli_speed-2000.json")
+    runs = {name: _load(name) for name in ("cli_speed-2000.json", "cli_speed-2000-base.json")}
+    for name, run in runs.items():
+        if run["lines"] != 2000:
+            raise ValueError(f"benchmarks/results/{name} ran on {run['lines']:,} lines, not the 2,000 of the table")
+    sizes = {dims: result for run in runs.values() for dims, result in run["sizes"].items()}
+    footers = [f"{', '.join(run['sizes'])}: {_machine(run['provenance'])} {run['minutes']:.0f} minutes. Command: "
+               f"`{run['provenance']['command']}`. File: benchmarks/results/{name}." for name, run in runs.items()]
+    return table({"sizes": sizes}) + "\n\n2,000 lines per file row. " + " ".join(footers)
 
 
 def english_text():
@@ -256,7 +256,7 @@ TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation":
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
           "classification-ablation": classification_ablation, "cli-speed": cli_speed,
-          "cli-speed-2000": cli_speed_2000, "engine-ab": engine_ab, "english-text": english_text,
+          "engine-ab": engine_ab, "english-text": english_text,
           "pretraining": pretraining}
 # a section indented under a list item is written with the same indent
 _SECTION = re.compile(r"(( *)<!-- generated: ([\w-]+) -->\n)(.*?)( *<!-- end: \3 -->)", re.S)
