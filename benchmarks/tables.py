@@ -134,8 +134,7 @@ def cli_speed():
         if run["lines"] != 2000:
             raise ValueError(f"benchmarks/results/{name} ran on {run['lines']:,} lines, not the 2,000 of the table")
     sizes = {dims: result for run in runs.values() for dims, result in run["sizes"].items()}
-    footers = [f"{', '.join(run['sizes'])}: {_machine(run['provenance'])} {run['minutes']:.0f} minutes. Command: "
-               f"`{run['provenance']['command']}`. File: benchmarks/results/{name}." for name, run in runs.items()]
+    footers = [f"{', '.join(run['sizes'])}: {_source(run, name)}" for name, run in runs.items()]
     return table({"sizes": sizes}) + "\n\n2,000 lines per file row. " + " ".join(footers)
 
 
@@ -178,9 +177,14 @@ def _sourced(table, name, before=""):
     """`table(run)` of benchmarks/results/`name`, then where it comes from: the machine and commit, the command (and
     its minutes, when the file records them) and the file."""
     run = _load(name)
+    return f"{table(run)}\n\n{before(run) if before else ''}{_source(run, name)}"
+
+
+def _source(run, name):
+    """Where a results file's run comes from: machine and commit, the command (and its minutes), the file."""
     minutes = f" ({run['minutes']:.1f} minutes)" if "minutes" in run else ""
-    return (f"{table(run)}\n\n{before(run) if before else ''}{_machine(run['provenance'])} Command: "
-            f"`{run['provenance']['command']}`{minutes}. File: benchmarks/results/{name}.")
+    return (f"{_machine(run['provenance'])} Command: `{run['provenance']['command']}`{minutes}. "
+            f"File: benchmarks/results/{name}.")
 
 
 def quality_translation():
