@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,8 +78,9 @@ def test_existing_output_dir_is_refused(tmp_path, translation_csv):
     (out / "keep.txt").write_text("mine")
     result = run_module("recipes.train_translation", "--train_file", translation_csv, "--output_dir", out,
                         *TRANSLATION_FLAGS, "--max_steps", 2)
-    assert result.returncode != 0
-    assert "exists and is not empty" in result.stderr and "--overwrite_output_dir" in result.stderr
+    assert result.returncode == 2, result.stderr[-2000:]  # a usage error, refused before any work
+    assert "error: --output_dir: " in result.stderr and "exists and is not empty" in result.stderr
+    assert "--overwrite_output_dir" in result.stderr
     assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
 
 
@@ -208,7 +210,8 @@ def test_trainer_fsdp_on_cpu_processes_is_refused_not_quietly_ddp(tmp_path, tran
     result = torchrun("recipes.train_translation", "--train_file", translation_csv, *TRANSLATION_FLAGS,
                       "--output_dir", tmp_path / "model", "--max_steps", 2, "--fsdp", "full_shard auto_wrap",
                       port=29521)
-    assert result.returncode != 0
+    # torchrun exits 1 for a failed worker and names the worker's own status: 2, a usage error
+    assert result.returncode != 0 and re.search(r"exitcode\s*:\s*2\b", result.stderr), result.stderr[-3000:]
     assert "error: --fsdp: Trainer shards only on GPUs" in result.stderr and "--fsdp True" in result.stderr
     assert not (tmp_path / "model").exists()
 
@@ -423,3 +426,31 @@ def test_streaming_refuses_what_a_stream_cannot_give(extra, module, message, tmp
     corpus = run_module("recipes.train_translation", "--streaming", "True", "--corpus", "libreoffice-help",
                         "--output_dir", tmp_path / "other")
     assert corpus.returncode == 2 and "--streaming is for your own data" in corpus.stderr
+
+
+def test_the_demo_runs_its_choices_or_the_one_a_flag_changes(monkeypatch):
+    """`recipes.demo` hands the translation recipe its chosen peak and token batches; --learning_rate and
+    --per_device_train_batch_size change one choice (the README's "tried" / "before" rows); bad values exit 2 first."""
+    import recipes.demo as demo
+
+    commands = []
+    monkeypatch.setattr(demo.subprocess, "call", lambda command: commands.append(command) or 3)  # stop after it
+
+    def flags(*argv):
+        assert demo.main(["--output_dir", "unused", *argv]) == 3
+        command = commands.pop()
+        return {name: command[i + 1] for i, name in enumerate(command) if name.startswith("--")}
+
+    chosen = flags()
+    assert chosen["--max_tokens"] == str(demo.DEMO_MAX_TOKENS) and float(chosen["--learning_rate"]) == 1e-3
+    assert "--per_device_train_batch_size" not in chosen
+    sentences = flags("--per_device_train_batch_size", "32", "--learning_rate", "7e-4")
+    assert sentences["--per_device_train_batch_size"] == "32" and "--max_tokens" not in sentences
+    assert float(sentences["--learning_rate"]) == 7e-4
+    assert float(flags("--learning_rate", "1.4e-3")["--learning_rate"]) == 1.4e-3
+    for bad in (["--learning_rate", "nan"], ["--learning_rate", "0"], ["--max_tokens", "0"],
+                ["--per_device_train_batch_size", "0"], ["--max_tokens", "800", "--per_device_train_batch_size", "8"]):
+        with pytest.raises(SystemExit) as refused:
+            demo.main(bad)
+        assert refused.value.code == 2, bad
+    assert not commands
