@@ -6,7 +6,8 @@ runs (`-m recipes.x` in its text counts as a run), followed through their own im
     python benchmarks/stale.py --strict    # the same, exit 1 if any row is stale (what a release would run)
 
 A row is fresh when its commit is an ancestor of HEAD, the run had no uncommitted changes and none of those files
-changed since. A fresh row is a number the current code would give on that machine; a stale one says what to re-run.
+changed since; a Python file whose change is only to comments and docstrings does not count (its code, the syntax
+tree without them, is the same, so no number can move). A fresh row is a number the current code would give on that machine; a stale one says what to re-run.
 This reads git only; it runs nothing.
 """
 
@@ -104,13 +105,38 @@ def provenances(value):
     return []
 
 
+def code_of(source):
+    """A Python source's code: its syntax tree without docstrings (comments are not in it), positions left out."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body and \
+                isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and \
+                isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def same_code(commit, path):
+    """Whether `path` at HEAD differs from `commit` in comments and docstrings only."""
+    if not path.endswith(".py"):
+        return False
+    before, after = git("show", f"{commit}:{path}"), git("show", f"HEAD:{path}")
+    if before.returncode or after.returncode:  # added or removed
+        return False
+    try:
+        return code_of(before.stdout) == code_of(after.stdout)
+    except SyntaxError:
+        return False
+
+
 def status(commit, script, dirty):
     """(in history, commits since, files changed since) for one recorded commit."""
     if git("merge-base", "--is-ancestor", commit, "HEAD").returncode != 0:
         return False, None, []
     since = int(git("rev-list", "--count", f"{commit}..HEAD").stdout.strip() or 0)
     paths = PINS + (list(dependencies(script)) if script else list(PACKAGES))  # without a script: all the code
-    changed = git("diff", "--name-only", commit, "HEAD", "--", *paths).stdout.split()
+    changed = [path for path in git("diff", "--name-only", commit, "HEAD", "--", *paths).stdout.split()
+               if not same_code(commit, path)]
     return True, since, changed + (["(uncommitted changes at the run)"] if dirty else [])
 
 

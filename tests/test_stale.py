@@ -50,3 +50,28 @@ def test_the_script_of_a_recorded_command():
     assert stale.script_of("python benchmarks/speed.py --repeats 3") == "benchmarks/speed.py"
     assert stale.script_of("python -m recipes.pretrain --objective masked_lm") == "recipes/pretrain.py"
     assert stale.script_of("make demo") is None
+
+
+def test_a_change_to_comments_and_docstrings_only_is_not_a_change_of_code():
+    source = 'def f(x):\n    """Twice x."""\n    return 2 * x  # doubled\n'
+    assert stale.code_of(source) == stale.code_of('def f(x):\n    """Two x, said again."""\n\n    return 2 * x\n')
+    assert stale.code_of(source) == stale.code_of("# a new comment\ndef f(x):\n    return 2 * x\n")
+    assert stale.code_of(source) != stale.code_of('def f(x):\n    """Twice x."""\n    return 3 * x\n')
+    assert stale.code_of("X = 'a'\n") != stale.code_of("X = 'b'\n")  # a string that is not a docstring is code
+
+
+def test_a_results_file_stays_fresh_through_a_comment_only_change_not_a_code_change(monkeypatch):
+    sources = {("old", "recipes/demo.py"): "A = 1  # chosen on validation\n",
+               ("HEAD", "recipes/demo.py"): "A = 1  # chosen on validation (runs at HEAD)\n",
+               ("old", "recipes/x.py"): "B = 1\n", ("HEAD", "recipes/x.py"): "B = 2\n"}
+
+    def fake_git(*args):
+        out = {"merge-base": "", "rev-list": "2", "diff": "recipes/demo.py\nrecipes/x.py\nconstraints.txt"}.get(args[0])
+        if args[0] == "show":
+            commit, path = args[1].split(":", 1)
+            out = sources.get((commit, path))
+        return subprocess.CompletedProcess(args, 0 if out is not None else 128, out or "", "")
+
+    monkeypatch.setattr(stale, "git", fake_git)
+    in_history, since, changed = stale.status("old", "recipes/demo.py", dirty=False)
+    assert in_history and since == 2 and changed == ["recipes/x.py", "constraints.txt"]
