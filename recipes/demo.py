@@ -39,16 +39,14 @@ from hf_vanilla.training.provenance import provenance
 # once, too little for dropout's regularisation to pay for the slower learning.
 DEMO_NORM_FIRST = "False"
 DEMO_DROPOUT = "0"
-# Chosen on validation BLEU (docs/learning_speed.md). Under a time budget small batches win: at 60% of it, batches
-# of 64 sentences stopped on the plateau before the model uses its source, batches of 32 got past it
-# (benchmarks/results/demo-60-batch64.json against demo-60-peak9.88e-4.json). At 900 steps, same seed: batches of 32
+# Chosen on validation BLEU (docs/learning_speed.md; the README's demo table has the alternatives under the budget,
+# each run with this file's flags: benchmarks/results/demo*.json). At 900 steps, same seed: batches of 32 sentences
 # at the paper's peak for this width (d_model^-0.5 * 4000^-0.5 = 9.88e-4, set for 25k-token batches) were still on
-# the plateau (validation 0.26), at 7e-4 they left it (9.34), and batches of 1,536 padded tokens, about as many tokens
-# as 32 sentences but cut by length (many short sentences, few long ones), reached 15.89. On those token batches,
-# at 900 steps, post-LN learns most at 1.4e-3 (validation 21.11; 19.76 at 1e-3; 2e-3 stays on the plateau, 0.24),
-# but 1.4e-3 is near that edge: at 60% of the budget the warm-up is fitted to a quarter of the steps (about 220
-# instead of 300) and the run stayed on the plateau (demo-60-lr1.4e-3.json: test BLEU 0.40; 31.12 at the full
-# budget). 1e-3 keeps a margin.
+# the plateau, at 7e-4 they left it, and batches of 1,536 padded tokens, about as many tokens as 32 sentences but cut
+# by length (many short sentences, few long ones), learned faster still. On those token batches, at 900 steps,
+# post-LN learns most at 1.4e-3, a little less at 1e-3, and stays on the plateau at 2e-3 (the grid in
+# docs/learning_speed.md). Under the budget 1.4e-3 and 1e-3 come out about level, but one run at 1.4e-3 with fewer
+# steps (a shorter fitted warm-up) stayed on the plateau; 1e-3 keeps a margin from that edge.
 DEMO_MAX_TOKENS = 1536
 DEMO_LEARNING_RATE = 1e-3
 RESULT_FILE = "demo.json"  # in the output folder, beside the model (a file the next `make demo` may replace)
