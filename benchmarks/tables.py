@@ -50,14 +50,26 @@ def demo():
                         ("demo-batch64.json", "before: batches of 64"),
                         ("demo-60-batch64.json", "before: batches of 64, at 60% of the budget")):
         run = _load(name)
-        rows.append([label, f"{run['budget_minutes']:g} min", f"{run['steps']:,}", f"{run['test']['bleu']:.2f}",
+        rows.append([label, _demo_flags(run["provenance"]["command"]), f"{run['budget_minutes']:g} min",
+                     f"{run['steps']:,}", f"{run['validation_bleu']:.2f}", f"{run['test']['bleu']:.2f}",
                      f"{run['test']['chrf']:.2f}", f"{run['train_minutes']:.1f} min", f"{run['wall_minutes']:.1f} min",
                      _commit(run["provenance"])])
     machine = _load("demo.json")["provenance"]["machine"]
-    return (_table(["run", "training budget", "steps reached", "test BLEU (500 sentences, beam 4)", "test chrF",
+    return (_table(["run", "flags of `python -m recipes.demo`", "training budget", "steps reached",
+                    "validation BLEU (200 sentences, chooses)", "test BLEU (500 sentences, beam 4)", "test chrF",
                     "training", "wall time (train + evaluate)", "commit"], rows)
             + f"\n\nMachine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, fp32. "
               "Files: benchmarks/results/demo*.json.")
+
+
+def _demo_flags(command):
+    """The flags a recorded `python recipes/demo.py ...` command gave, its output folder left out; a run recorded
+    before the demo took flags for its choices ran that commit's own choices."""
+    words = command.split()[2:]
+    if "--output_dir" in words:
+        at = words.index("--output_dir")
+        del words[at:at + 2]
+    return f"`{' '.join(words)}`" if words else "none"
 
 
 def demo_samples():
