@@ -7,7 +7,8 @@ runs (`-m recipes.x` in its text counts as a run), followed through their own im
 
 A row is fresh when its commit is an ancestor of HEAD, the run had no uncommitted changes and none of those files
 changed since; a Python file whose change is only to comments and docstrings does not count (its code, the syntax
-tree without them, is the same, so no number can move). A fresh row is a number the current code would give on that machine; a stale one says what to re-run.
+tree without them, is the same, so no number can move). A fresh row is a number the current code would give on that
+machine; a stale one says what to re-run.
 This reads git only; it runs nothing.
 """
 
@@ -116,6 +117,7 @@ def code_of(source):
     return ast.dump(tree)
 
 
+@functools.cache  # every row recorded at one commit asks about the same files
 def same_code(commit, path):
     """Whether `path` at HEAD differs from `commit` in comments and docstrings only."""
     if not path.endswith(".py"):
