@@ -1,11 +1,13 @@
 """Write the published tables from the result files, so that no figure is typed by hand.
 
-    python benchmarks/tables.py           # rewrite every generated table in README.md, model_card.md and docs/,
+    python benchmarks/tables.py           # rewrite every generated table in README.md, model_card.md and docs/*.md,
                                           # and model_card.md's Hub metadata (benchmarks/quality.py's)
     python benchmarks/tables.py --check   # exit 1 naming each table that differs from its result file
 
 A generated table sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in a document; NAME is a function
 of TABLES below, which reads benchmarks/results/*.json (each with its provenance: commit, command, machine, date).
+Outside the tables, every decimal figure in the prose must be a value of some result file at the precision printed
+(or that value x 100, a percentage); both modes exit 1 naming the document, line and figure of any that is not.
 """
 
 import argparse
@@ -16,7 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DOCUMENTS = ["README.md", "model_card.md", "docs/learning_speed.md", "docs/classification.md"]
+
+
+def documents():
+    """What publishes figures: README.md, model_card.md and every page of docs/ (relative to ROOT)."""
+    return ["README.md", "model_card.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
+
 sys.path.insert(0, str(ROOT))  # the benchmark scripts own their tables' layout
 
 
@@ -288,12 +295,45 @@ def render(text):
     return _SECTION.sub(section, text)
 
 
+# a decimal figure of the prose: not a version (3.11.7), an exponent (1.4e-3) or the paper's "section 3.4"
+_FIGURE = re.compile(r"(?<![\w.])(?<!section )(\d+\.\d+)(?!\w|\.\d)")
+
+
+def _values(data, into):
+    """Every number in a result file, those inside its strings (commands, notes) included."""
+    if isinstance(data, dict):
+        data = list(data.values())
+    if isinstance(data, list):
+        for item in data:
+            _values(item, into)
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        into.add(float(data))
+    elif isinstance(data, str):
+        into.update(float(figure) for figure in re.findall(r"\d+\.\d+", data))
+    return into
+
+
+def unsourced_figures(text, values):
+    """[(line, figure)] of the prose's decimal figures (generated tables left out) found in no result file's values.
+
+    A figure derived by hand (a difference, a ratio) is reported too: the prose gives the figures it comes from."""
+    prose = _SECTION.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    found = []
+    for number, line in enumerate(prose.split("\n"), 1):
+        for match in _FIGURE.finditer(line):
+            figure = match.group(1)
+            places, value = len(figure.split(".")[1]), float(figure)
+            if not any(round(v, places) == value or round(v * 100, places) == value for v in values):
+                found.append((number, figure))
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if a table is out of date.")
     args = parser.parse_args(argv)
     stale = []
-    for name in DOCUMENTS:
+    for name in documents():
         path = ROOT / name
         if not path.is_file():
             continue
@@ -310,10 +350,19 @@ def main(argv=None):
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-    written = {m.group(3) for name in DOCUMENTS if (ROOT / name).is_file()
+    written = {m.group(3) for name in documents() if (ROOT / name).is_file()
                for m in _SECTION.finditer((ROOT / name).read_text())}
     if set(TABLES) - written:
         print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)
+        return 1
+    values = set()
+    for path in sorted(RESULTS.glob("*.json")):
+        _values(json.loads(path.read_text()), values)
+    unsourced = [f"{name}:{line}: {figure}" for name in documents() if (ROOT / name).is_file()
+                 for line, figure in unsourced_figures((ROOT / name).read_text(), values)]
+    if unsourced:
+        print("figures in no file of benchmarks/results/ (typed by hand, or derived: give the figures they come "
+              "from):\n  " + "\n  ".join(unsourced), file=sys.stderr)
         return 1
     if args.check and stale:
         print(f"out of date with benchmarks/results/: {', '.join(stale)} (run python benchmarks/tables.py)",

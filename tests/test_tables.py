@@ -28,7 +28,7 @@ def test_every_result_file_records_its_provenance():
 def test_a_number_changed_in_a_result_file_is_caught(tmp_path, monkeypatch):
     results = tmp_path / "benchmarks" / "results"
     shutil.copytree(tables.RESULTS, results)
-    for name in tables.DOCUMENTS:
+    for name in tables.documents():
         if (tables.ROOT / name).is_file():
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(tables.ROOT / name, tmp_path / name)
@@ -78,3 +78,24 @@ def test_a_table_under_a_list_item_keeps_the_items_indent(monkeypatch):
     text = "- item\n\n  <!-- generated: toy -->\n  <!-- end: toy -->\n"
     assert tables.render(text) == "- item\n\n  <!-- generated: toy -->\n  | a |\n  |---|\n  | 1 |\n  <!-- end: toy -->\n"
     assert tables.render(tables.render(text)) == tables.render(text)  # rewriting is stable
+
+
+def test_a_figure_typed_into_the_prose_is_caught(tmp_path, monkeypatch, capsys):
+    """Outside the generated tables a decimal figure must be some result file's value at its printed precision
+    (or x 100); versions, exponents and the paper's section numbers are not figures."""
+    values = {30.7456, 0.7612, 2700.0}
+    text = ("The demo reached 30.75 BLEU (76.12% accuracy, 2700.0 s), torch 2.13.0, lr 1.4e-3, see section 3.4.\n"
+            "<!-- generated: demo -->\n| 99.99 |\n<!-- end: demo -->\n"
+            "Then 30.74 by hand, and pre-LN trails by 2.64.\n")
+    assert tables.unsourced_figures(text, values) == [(5, "30.74"), (5, "2.64")]
+
+    for name in tables.documents():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tables.ROOT / name, tmp_path / name)
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    assert tables.main(["--check"]) == 0  # the published prose as it stands
+    page = tmp_path / "docs" / "learning_speed.md"
+    page.write_text(page.read_text() + "\nA later run reached 12.3456 BLEU.\n")
+    assert tables.main(["--check"]) == 1
+    lines = page.read_text().count("\n")
+    assert f"docs/learning_speed.md:{lines}: 12.3456" in capsys.readouterr().err
