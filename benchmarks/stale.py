@@ -8,7 +8,9 @@ runs (`-m recipes.x` in its text counts as a run), followed through their own im
 A row is fresh when its commit is an ancestor of HEAD, the run had no uncommitted changes and none of those files
 changed since; a Python file whose change is only to comments and docstrings does not count (its code, the syntax
 tree without them, is the same, so no number can move). A fresh row is a number the current code would give on that
-machine; a stale one says what to re-run.
+machine; a stale one says what to re-run. A file with a top-level "historic" (why) records an earlier state on
+purpose (mutation_before.json: the score before the tests its survivors asked for); it is listed as historic, with
+that reason, neither fresh nor stale.
 This reads git only; it runs nothing.
 """
 
@@ -142,20 +144,23 @@ def status(commit, script, dirty):
     return True, since, changed + (["(uncommitted changes at the run)"] if dirty else [])
 
 
-def rows(results=RESULTS):
+def rows(results=None):
     out = []
-    for path in sorted(results.glob("*.json")):
+    for path in sorted((results or RESULTS).glob("*.json")):
+        data = json.loads(path.read_text())
         seen = dict.fromkeys((p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
-                             for p in provenances(json.loads(path.read_text())))  # each once, in file order
+                             for p in provenances(data))  # each once, in file order
         for commit, script, dirty in seen:
             in_history, since, changed = status(commit, script, dirty)
             out.append({"file": path.name, "commit": commit[:7], "in_history": in_history, "since": since,
-                        "changed": changed, "fresh": in_history and not changed})
+                        "changed": changed, "fresh": in_history and not changed, "historic": data.get("historic")})
     return out
 
 
 def table(found):
     def changed(row):
+        if row["historic"]:
+            return f"historic: {row['historic']}"
         if not row["in_history"]:
             return "the commit is not in this branch's history"
         names = row["changed"]
@@ -163,7 +168,8 @@ def table(found):
 
     return markdown_table(["file", "commit", "commits since", "fresh", "files that could change it, changed since"],
                           [[r["file"], f"`{r['commit']}`", "" if r["since"] is None else str(r["since"]),
-                            "yes" if r["fresh"] else "**no**", changed(r)] for r in found])
+                            "historic" if r["historic"] else "yes" if r["fresh"] else "**no**", changed(r)]
+                           for r in found])
 
 
 def main(argv=None):
@@ -172,8 +178,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     found = rows()
     print(table(found))
-    stale = [r for r in found if not r["fresh"]]
-    print(f"\n{len(found) - len(stale)} of {len(found)} recorded runs are fresh at HEAD.")
+    historic = [r for r in found if r["historic"]]
+    stale = [r for r in found if not r["fresh"] and not r["historic"]]
+    print(f"\n{len(found) - len(stale) - len(historic)} of {len(found) - len(historic)} recorded runs are fresh at HEAD"
+          + (f" ({len(historic)} more historic, kept as a record of an earlier state)." if historic else "."))
     return 1 if args.strict and stale else 0
 
 

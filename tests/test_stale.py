@@ -12,10 +12,10 @@ def git(*args):
     return subprocess.run(["git", *args], cwd=stale.ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def write(folder, name, commit, command, dirty=False):
+def write(folder, name, commit, command, dirty=False, **fields):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps({"provenance": {"commit": commit, "command": command,
-                                                          "uncommitted_changes": dirty}}))
+    (folder / name).write_text(json.dumps({**fields, "provenance": {"commit": commit, "command": command,
+                                                                     "uncommitted_changes": dirty}}))
 
 
 def test_the_demo_depends_on_the_model_and_the_translation_recipe_not_on_pretraining():
@@ -75,3 +75,19 @@ def test_a_results_file_stays_fresh_through_a_comment_only_change_not_a_code_cha
     monkeypatch.setattr(stale, "git", fake_git)
     in_history, since, changed = stale.status("old", "recipes/demo.py", dirty=False)
     assert in_history and since == 2 and changed == ["recipes/x.py", "constraints.txt"]
+
+
+def test_a_historic_file_is_listed_with_its_reason_and_does_not_fail_strict(tmp_path, monkeypatch, capsys):
+    """A file kept on purpose as a record of an earlier state (mutation_before.json) is neither fresh nor stale;
+    --strict still fails on a stale one beside it."""
+    head = git("rev-parse", "HEAD")
+    write(tmp_path, "before.json", "0" * 40, "python benchmarks/mutation.py", historic="the pass before the tests")
+    write(tmp_path, "now.json", head, "python benchmarks/corpora.py")
+    monkeypatch.setattr(stale, "RESULTS", tmp_path)
+    assert stale.main(["--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "historic: the pass before the tests" in out and "1 of 1 recorded runs are fresh" in out
+    write(tmp_path, "old.json", "0" * 40, "python benchmarks/corpora.py")
+    assert stale.main(["--strict"]) == 1
+    assert "1 of 2 recorded runs are fresh" in capsys.readouterr().out
+    assert json.loads((stale.ROOT / "benchmarks/results/mutation_before.json").read_text())["historic"]
