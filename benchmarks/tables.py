@@ -175,7 +175,8 @@ def pretraining():
         body.append([f"`{run['folder']}`", run["objective"], settings["preset"], f"{settings['vocab_size']:,}",
                      settings["vocabulary_pairs"], ", ".join(settings["sources"]), f"{run['steps']:,}",
                      f"{run['validation_loss']:.3f}", f"{run['minutes']:.1f}", _commit(where)])
-        notes.append(f"`{where['command']}` (benchmarks/results/{path.name})")
+        historic = f"; historic: {run['historic']}" if run.get("historic") else ""
+        notes.append(f"`{where['command']}` (benchmarks/results/{path.name}{historic})")
     return (_table(["folder", "objective", "preset", "vocabulary", "vocabulary also from", "English text of",
                     "steps", "held-out loss", "minutes", "commit"], body)
             + "\n\nCommands: " + "; ".join(notes) + ".")
