@@ -18,13 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # the benchmark scripts own their tables' layout
 
 
 def documents():
     """What publishes figures: README.md, model_card.md and every page of docs/ (relative to ROOT)."""
     return ["README.md", "model_card.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
-
-sys.path.insert(0, str(ROOT))  # the benchmark scripts own their tables' layout
 
 
 def _load(name):
