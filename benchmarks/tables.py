@@ -332,12 +332,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if a table is out of date.")
     args = parser.parse_args(argv)
-    stale = []
-    for name in documents():
+    stale, texts = [], {name: (ROOT / name).read_text() for name in documents() if (ROOT / name).is_file()}
+    for name, text in texts.items():
         path = ROOT / name
-        if not path.is_file():
-            continue
-        text = path.read_text()
         for match in _SECTION.finditer(text):
             if match.group(3) not in TABLES:
                 parser.error(f"{name}: unknown generated table {match.group(3)!r}; known: {', '.join(TABLES)}")
@@ -350,16 +347,16 @@ def main(argv=None):
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-    written = {m.group(3) for name in documents() if (ROOT / name).is_file()
-               for m in _SECTION.finditer((ROOT / name).read_text())}
+                texts[name] = new
+    written = {m.group(3) for text in texts.values() for m in _SECTION.finditer(text)}
     if set(TABLES) - written:
         print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)
         return 1
     values = set()
     for path in sorted(RESULTS.glob("*.json")):
         _values(json.loads(path.read_text()), values)
-    unsourced = [f"{name}:{line}: {figure}" for name in documents() if (ROOT / name).is_file()
-                 for line, figure in unsourced_figures((ROOT / name).read_text(), values)]
+    unsourced = [f"{name}:{line}: {figure}" for name, text in texts.items()
+                 for line, figure in unsourced_figures(text, values)]
     if unsourced:
         print("figures in no file of benchmarks/results/ (typed by hand, or derived: give the figures they come "
               "from):\n  " + "\n  ".join(unsourced), file=sys.stderr)
