@@ -6,11 +6,14 @@
 
 A generated table sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in a document; NAME is a function
 of TABLES below, which reads benchmarks/results/*.json (each with its provenance: commit, command, machine, date).
-Outside the tables, every decimal figure in the prose must be a value of some result file at the precision printed
-(or that value x 100, a percentage); both modes exit 1 naming the document, line and figure of any that is not.
+Outside the tables, every decimal figure in the prose must be a value of a result file that the document names (by
+file name, `demo*.json` patterns included; a generated table's note names its file), at the precision printed (or
+that value x 100, a percentage); both modes exit 1 naming the document, line and figure of any that is not. A figure
+in `code` is a setting or an input (`--dropout 0.1`), not a measurement, and is not checked.
 """
 
 import argparse
+import fnmatch
 import json
 import re
 import sys
@@ -313,14 +316,25 @@ def _values(data, into):
     return into
 
 
+_FILE_NAME = re.compile(r"[\w.*-]+\.json")
+_CODE = re.compile(r"`[^`\n]*`")
+
+
+def named_results(text, names):
+    """The result files (of `names`) that a document names: `demo.json`, benchmarks/results/demo*.json, ..."""
+    patterns = set(_FILE_NAME.findall(text))
+    return sorted(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
+
+
 def unsourced_figures(text, values):
-    """[(line, figure)] of the prose's decimal figures (generated tables left out) found in no result file's values.
+    """[(line, figure)] of the prose's decimal figures (generated tables and `code` left out) found in no value of
+    `values`, the numbers of the result files the document names.
 
     A figure derived by hand (a difference, a ratio) is reported too: the prose gives the figures it comes from."""
     prose = _SECTION.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     found = []
     for number, line in enumerate(prose.split("\n"), 1):
-        for match in _FIGURE.finditer(line):
+        for match in _FIGURE.finditer(_CODE.sub("", line)):
             figure = match.group(1)
             places, value = len(figure.split(".")[1]), float(figure)
             if not any(round(v, places) == value or round(v * 100, places) == value for v in values):
@@ -333,6 +347,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if a table is out of date.")
     args = parser.parse_args(argv)
     stale, texts = [], {name: (ROOT / name).read_text() for name in documents() if (ROOT / name).is_file()}
+    rendered = {}  # each document as written from the result files (its tables name their files)
     for name, text in texts.items():
         path = ROOT / name
         for match in _SECTION.finditer(text):
@@ -343,6 +358,7 @@ def main(argv=None):
             from benchmarks.quality import with_model_card_metadata
 
             new = with_model_card_metadata(new, {})
+        rendered[name] = new
         if new != text:
             stale.append(name)
             if not args.check:
@@ -352,14 +368,14 @@ def main(argv=None):
     if set(TABLES) - written:
         print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)
         return 1
-    values = set()
-    for path in sorted(RESULTS.glob("*.json")):
-        _values(json.loads(path.read_text()), values)
-    unsourced = [f"{name}:{line}: {figure}" for name, text in texts.items()
-                 for line, figure in unsourced_figures(text, values)]
+    values = {path.name: _values(json.loads(path.read_text()), set()) for path in sorted(RESULTS.glob("*.json"))}
+    unsourced = [f"{name}:{line}: {figure}" for name, text in rendered.items()
+                 for line, figure in unsourced_figures(text, set().union(*(
+                     values[n] for n in named_results(text, values))))]
     if unsourced:
-        print("figures in no file of benchmarks/results/ (typed by hand, or derived: give the figures they come "
-              "from):\n  " + "\n  ".join(unsourced), file=sys.stderr)
+        print("figures in no file of benchmarks/results/ that their document names (typed by hand, derived, or "
+              "from a file the document does not name: give the figures they come from and name the file; a "
+              "setting goes in `code`):\n  " + "\n  ".join(unsourced), file=sys.stderr)
         return 1
     if args.check and stale:
         print(f"out of date with benchmarks/results/: {', '.join(stale)} (run python benchmarks/tables.py)",

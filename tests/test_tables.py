@@ -99,3 +99,31 @@ def test_a_figure_typed_into_the_prose_is_caught(tmp_path, monkeypatch, capsys):
     assert tables.main(["--check"]) == 1
     lines = page.read_text().count("\n")
     assert f"docs/learning_speed.md:{lines}: 12.3456" in capsys.readouterr().err
+
+
+def test_a_figure_counts_only_from_a_result_file_its_document_names(tmp_path, monkeypatch, capsys):
+    """A figure typed by hand can match some value of an unrelated result file; it is sourced only by a file its
+    document names (a `demo*.json` pattern counts). A figure in `code` is a setting or an input, not checked."""
+    names = ["demo.json", "demo-60.json", "speed.json", "learning_speed.json"]
+    assert tables.named_results("see benchmarks/results/demo*.json and `speed.json`", names) == \
+        ["demo-60.json", "demo.json", "speed.json"]
+
+    for name in tables.documents():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tables.ROOT / name, tmp_path / name)
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    page = tmp_path / "docs" / "learning_speed.md"
+    text = page.read_text()
+    named = set().union(*(tables._values(json.loads((tables.RESULTS / n).read_text()), set())
+                          for n in tables.named_results(tables.render(text), [p.name for p in
+                                                                               tables.RESULTS.glob("*.json")])))
+    other = tables._values(json.loads((tables.RESULTS / "english_text.json").read_text()), set())
+    figure = next(f"{v:.2f}" for v in sorted(other) if 1 < v < 1000 and not tables.unsourced_figures(
+        f"{v:.2f}", other) and tables.unsourced_figures(f"{v:.2f}", named))
+    page.write_text(text + f"\nThe corpus holds {figure} of them.\n")
+    assert tables.main(["--check"]) == 1
+    assert f"docs/learning_speed.md:{text.count(chr(10)) + 2}: {figure}" in capsys.readouterr().err
+    page.write_text(text + f"\nThe corpus holds {figure} of them (english_text.json).\n")
+    assert tables.main(["--check"]) == 0
+    page.write_text(text + f"\nRun it with `--ratio {figure}`.\n")
+    assert tables.main(["--check"]) == 0
