@@ -321,8 +321,9 @@ _CODE = re.compile(r"`[^`\n]*`")
 
 
 def named_results(text, names):
-    """The result files (of `names`) that a document names: `demo.json`, benchmarks/results/demo*.json, ..."""
-    patterns = set(_FILE_NAME.findall(text))
+    """The result files (of `names`) that a document names: `demo.json`, benchmarks/results/demo*.json, ... (not
+    `*.json`, which names no source)."""
+    patterns = {pattern for pattern in _FILE_NAME.findall(text) if pattern.strip("*.") != "json"}
     return sorted(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
 
 

@@ -107,6 +107,7 @@ def test_a_figure_counts_only_from_a_result_file_its_document_names(tmp_path, mo
     names = ["demo.json", "demo-60.json", "speed.json", "learning_speed.json"]
     assert tables.named_results("see benchmarks/results/demo*.json and `speed.json`", names) == \
         ["demo-60.json", "demo.json", "speed.json"]
+    assert tables.named_results("every file of benchmarks/results/*.json", names) == []
 
     for name in tables.documents():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
