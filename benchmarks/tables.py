@@ -320,11 +320,21 @@ _FILE_NAME = re.compile(r"[\w.*-]+\.json")
 _CODE = re.compile(r"`[^`\n]*`")
 
 
+def result_values():
+    """{file name: every number in it} for each file of benchmarks/results/."""
+    return {path.name: _values(json.loads(path.read_text()), set()) for path in sorted(RESULTS.glob("*.json"))}
+
+
 def named_results(text, names):
     """The result files (of `names`) that a document names: `demo.json`, benchmarks/results/demo*.json, ... (not
     `*.json`, which names no source)."""
     patterns = {pattern for pattern in _FILE_NAME.findall(text) if pattern.strip("*.") != "json"}
     return sorted(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
+
+
+def values_named_by(text, values):
+    """The numbers (of `values`, from result_values) of the result files that a document names: its figures' sources."""
+    return set().union(*(values[name] for name in named_results(text, values)))
 
 
 def unsourced_figures(text, values):
@@ -364,15 +374,13 @@ def main(argv=None):
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-                texts[name] = new
-    written = {m.group(3) for text in texts.values() for m in _SECTION.finditer(text)}
+    written = {m.group(3) for text in rendered.values() for m in _SECTION.finditer(text)}  # rendering keeps sections
     if set(TABLES) - written:
         print(f"no document holds the table(s) {', '.join(sorted(set(TABLES) - written))}", file=sys.stderr)
         return 1
-    values = {path.name: _values(json.loads(path.read_text()), set()) for path in sorted(RESULTS.glob("*.json"))}
+    values = result_values()
     unsourced = [f"{name}:{line}: {figure}" for name, text in rendered.items()
-                 for line, figure in unsourced_figures(text, set().union(*(
-                     values[n] for n in named_results(text, values))))]
+                 for line, figure in unsourced_figures(text, values_named_by(text, values))]
     if unsourced:
         print("figures in no file of benchmarks/results/ that their document names (typed by hand, derived, or "
               "from a file the document does not name: give the figures they come from and name the file; a "

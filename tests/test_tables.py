@@ -115,10 +115,8 @@ def test_a_figure_counts_only_from_a_result_file_its_document_names(tmp_path, mo
     monkeypatch.setattr(tables, "ROOT", tmp_path)
     page = tmp_path / "docs" / "learning_speed.md"
     text = page.read_text()
-    named = set().union(*(tables._values(json.loads((tables.RESULTS / n).read_text()), set())
-                          for n in tables.named_results(tables.render(text), [p.name for p in
-                                                                               tables.RESULTS.glob("*.json")])))
-    other = tables._values(json.loads((tables.RESULTS / "english_text.json").read_text()), set())
+    values = tables.result_values()
+    named, other = tables.values_named_by(tables.render(text), values), values["english_text.json"]
     figure = next(f"{v:.2f}" for v in sorted(other) if 1 < v < 1000 and not tables.unsourced_figures(
         f"{v:.2f}", other) and tables.unsourced_figures(f"{v:.2f}", named))
     page.write_text(text + f"\nThe corpus holds {figure} of them.\n")
