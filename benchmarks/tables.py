@@ -136,13 +136,14 @@ def _machine(provenance):
             f"{machine['torch']}, fp32.")
 
 
-def classification_ablation():
+def classification_ablation(name="classification_ablation.json"):
     """Every run of benchmarks/classification_ablation.py; test scores only for the variant chosen on validation."""
     from benchmarks.classification_ablation import table
 
-    runs = _load("classification_ablation.json")["runs"]
-    commits = sorted({_commit(r["provenance"]) for r in runs})
-    return table(runs) + f"\nCommit(s): {', '.join(commits)}. File: benchmarks/results/classification_ablation.json."
+    run = _load(name)
+    commits = sorted({_commit(r["provenance"]) for r in run["runs"]})
+    historic = f" Historic: {run['historic']}." if run.get("historic") else ""
+    return table(run["runs"]) + f"\nCommit(s): {', '.join(commits)}. File: benchmarks/results/{name}.{historic}"
 
 
 def cli_speed():
@@ -281,7 +282,10 @@ TABLES = {"speed": speed, "speed-engines": speed_engines, "quality-translation":
           "quality-budget": quality_budget, "quality-classification": quality_classification,
           "engine-quality": engine_quality, "demo": demo, "demo-samples": demo_samples,
           "learning-speed": learning_speed, "learning-rate-grid": learning_rate_grid, "splits": splits,
-          "classification-ablation": classification_ablation, "cli-speed": cli_speed,
+          "classification-ablation": classification_ablation,
+          "classification-ablation-before-smoothing":
+              lambda: classification_ablation("classification_ablation_before_smoothing.json"),
+          "cli-speed": cli_speed,
           "engine-ab": engine_ab, "english-text": english_text,
           "pretraining": pretraining}
 # a section indented under a list item is written with the same indent
