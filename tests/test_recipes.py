@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,13 +90,24 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, translation_csv
     args = ["--train_file", translation_csv, "--output_dir", out, *TRANSLATION_FLAGS, "--max_steps", 400,
             "--save_steps", 1000, "--eval_steps", 1000, "--average_last_n", 1]
     process = subprocess.Popen([sys.executable, "-m", "recipes.train_translation", *map(str, args)], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(out.glob("tokenizer.json")):
-        time.sleep(0.2)
-    time.sleep(4)  # into the training loop
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    chunks = []
+
+    def read():
+        for chunk in iter(lambda: process.stdout.read1(4096), b""):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    # the first loss log (--logging_steps 5) says the loop is running, however loaded the machine: a fixed sleep
+    # either interrupted before the loop or, on a fast machine, after the last step
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None and b"'loss'" not in b"".join(chunks):
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(timeout=30)
+    stderr = b"".join(chunks).decode(errors="replace")
     assert process.returncode == 130, stderr[-3000:]
     checkpoints = sorted(out.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and "resume with" in stderr
