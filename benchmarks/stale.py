@@ -7,7 +7,10 @@ runs (`-m recipes.x` in its text counts as a run), followed through their own im
 
 A row is fresh when its commit is an ancestor of HEAD, the run had no uncommitted changes and none of those files
 changed since; a Python file whose change is only to comments and docstrings does not count (its code, the syntax
-tree without them, is the same, so no number can move). A fresh row is a number the current code would give on that
+tree without them, is the same, so no number can move). Nor does a change confined to a table whose one use is to
+refuse arguments before any work (`REFUSAL_TABLES`: hf_vanilla.cli.RANGES), as long as today's table still takes
+every `--flag value` of the recorded command: a run the table lets through runs as before, so such a change can stop
+a command but not move its number. A fresh row is a number the current code would give on that
 machine; a stale one says what to re-run. A file with a top-level "historic" (why) records an earlier state on
 purpose (mutation_before.json: the score before the tests its survivors asked for); it is listed as historic, with
 that reason, neither fresh nor stale.
@@ -19,11 +22,13 @@ import ast
 import functools
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hf_vanilla import cli  # noqa: E402
 from hf_vanilla.training.cards import markdown_table  # noqa: E402
 from hf_vanilla.training.provenance import ROOT  # noqa: E402
 
@@ -32,6 +37,8 @@ PINS = ["constraints.txt", "pyproject.toml"]  # the versions every number was me
 SCRIPT = re.compile(r"\b((?:benchmarks|recipes)/\w+\.py)\b")
 PACKAGES = ("hf_vanilla", "recipes", "benchmarks")
 MODULE_NAME = re.compile(r"\b((?:hf_vanilla|recipes|benchmarks)(?:\.\w+)+)\b")  # in a string: -m recipes.x
+# file -> the module-level table in it whose one use is to refuse arguments before any work (exit 2)
+REFUSAL_TABLES = {"hf_vanilla/cli.py": "RANGES"}
 
 
 def module_file(name):
@@ -108,9 +115,14 @@ def provenances(value):
     return []
 
 
-def code_of(source):
-    """A Python source's code: its syntax tree without docstrings (comments are not in it), positions left out."""
+def code_of(source, leave_out=None):
+    """A Python source's code: its syntax tree without docstrings (comments are not in it), positions left out; without
+    the module-level assignment to the name `leave_out` too, if given."""
     tree = ast.parse(source)
+    if leave_out:
+        tree.body = [node for node in tree.body if not (
+            isinstance(node, (ast.Assign, ast.AnnAssign)) and leave_out in
+            [t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)])]
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body and \
                 isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and \
@@ -120,38 +132,66 @@ def code_of(source):
 
 
 @functools.cache  # every row recorded at one commit asks about the same files
-def same_code(commit, path):
-    """Whether `path` at HEAD differs from `commit` in comments and docstrings only."""
+def same_code(commit, path, leave_out=None):
+    """Whether `path` at HEAD differs from `commit` in comments and docstrings only (and the table `leave_out`)."""
     if not path.endswith(".py"):
         return False
     before, after = git("show", f"{commit}:{path}"), git("show", f"HEAD:{path}")
     if before.returncode or after.returncode:  # added or removed
         return False
     try:
-        return code_of(before.stdout) == code_of(after.stdout)
+        return code_of(before.stdout, leave_out) == code_of(after.stdout, leave_out)
     except SyntaxError:
         return False
 
 
-def status(commit, script, dirty):
-    """(in history, commits since, files changed since) for one recorded commit."""
+def refused(command):
+    """The `--flag value` pairs of a recorded command that today's argument ranges (hf_vanilla.cli.RANGES) refuse."""
+    words = [part for word in shlex.split(command) for part in (word.split("=", 1) if word.startswith("--") else [word])]
+    found = []
+    for flag, value in zip(words, words[1:]):
+        check = cli.RANGES.get(flag[2:]) if flag.startswith("--") else None
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if check and not check[0](int(number) if number.is_integer() else number):
+            found.append(f"{flag} {value}")
+    return found
+
+
+def changed_code(commit, path, commands):
+    """None when `path` changed in nothing that could move the number of a run of `commands`, else how to name it."""
+    if same_code(commit, path):
+        return None
+    table = REFUSAL_TABLES.get(path)
+    if not table or not same_code(commit, path, table):
+        return path
+    refusals = [flag for command in commands for flag in refused(command)]
+    return f"{path} (its {table} now refuse {', '.join(refusals)})" if refusals else None
+
+
+def status(commit, script, dirty, commands=()):
+    """(in history, commits since, files changed since) for one recorded commit and the commands run at it."""
     if git("merge-base", "--is-ancestor", commit, "HEAD").returncode != 0:
         return False, None, []
     since = int(git("rev-list", "--count", f"{commit}..HEAD").stdout.strip() or 0)
     paths = PINS + (list(dependencies(script)) if script else list(PACKAGES))  # without a script: all the code
-    changed = [path for path in git("diff", "--name-only", commit, "HEAD", "--", *paths).stdout.split()
-               if not same_code(commit, path)]
-    return True, since, changed + (["(uncommitted changes at the run)"] if dirty else [])
+    named = [changed_code(commit, path, commands)
+             for path in git("diff", "--name-only", commit, "HEAD", "--", *paths).stdout.split()]
+    return True, since, [name for name in named if name] + (["(uncommitted changes at the run)"] if dirty else [])
 
 
 def rows(results=None):
     out = []
     for path in sorted((results or RESULTS).glob("*.json")):
         data = json.loads(path.read_text())
-        seen = dict.fromkeys((p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
-                             for p in provenances(data))  # each once, in file order
-        for commit, script, dirty in seen:
-            in_history, since, changed = status(commit, script, dirty)
+        seen = {}  # each (commit, script, dirty) once, in file order, with the commands run that way
+        for p in provenances(data):
+            key = (p["commit"], script_of(p.get("command", "")), bool(p.get("uncommitted_changes")))
+            seen.setdefault(key, []).append(p.get("command", ""))
+        for (commit, script, dirty), commands in seen.items():
+            in_history, since, changed = status(commit, script, dirty, tuple(commands))
             out.append({"file": path.name, "commit": commit[:7], "in_history": in_history, "since": since,
                         "changed": changed, "fresh": in_history and not changed, "historic": data.get("historic")})
     return out

@@ -91,3 +91,28 @@ def test_a_historic_file_is_listed_with_its_reason_and_does_not_fail_strict(tmp_
     assert stale.main(["--strict"]) == 1
     assert "1 of 2 recorded runs are fresh" in capsys.readouterr().out
     assert json.loads((stale.ROOT / "benchmarks/results/mutation_before.json").read_text())["historic"]
+
+
+def test_a_change_confined_to_the_argument_ranges_keeps_a_run_fresh_unless_it_refuses_the_command(monkeypatch):
+    """hf_vanilla.cli.RANGES only refuses arguments before any work: a new range cannot move the number of a run it
+    lets through. It can refuse the recorded command, and then the row is stale, naming the flag."""
+    old = "import sys\nRANGES = {}\n\n\ndef f():\n    return 1\n"
+    new_range = old.replace("RANGES = {}", 'RANGES = {"seed": (lambda v: v >= 0, "zero or positive")}')
+    sources = {"old": old, "HEAD": new_range}
+
+    def fake_git(*args):
+        out = {"merge-base": "", "rev-list": "1", "diff": "hf_vanilla/cli.py"}.get(args[0])
+        if args[0] == "show":
+            out = sources[args[1].split(":", 1)[0]]
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    monkeypatch.setattr(stale, "git", fake_git)
+    monkeypatch.setitem(stale.cli.RANGES, "seed", (lambda v: v >= 0, "zero or positive"))
+    stale.same_code.cache_clear()
+    assert stale.status("old", None, False, ("python -m recipes.pretrain --seed 7",))[2] == []
+    _, _, changed = stale.status("old", None, False, ("python -m recipes.pretrain --seed=-3 --max_train_minutes 45",))
+    assert changed == ["hf_vanilla/cli.py (its RANGES now refuse --seed -3)"]
+    sources["HEAD"] = new_range.replace("return 1", "return 2")  # the same new range, and code changed beside it
+    stale.same_code.cache_clear()
+    assert stale.status("old", None, False, ("python -m recipes.pretrain --seed 7",))[2] == ["hf_vanilla/cli.py"]
+    stale.same_code.cache_clear()
