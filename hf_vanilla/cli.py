@@ -2,7 +2,8 @@
 
 One rule checks every recipe's numbers before any work: each float given must be finite, and each flag named in
 `RANGES` must lie in its range (a NaN learning rate used to train, a label smoothing of 1.5 to exit 0, a budget of 0
-minutes to be ignored). A new flag with a range gets one line here.
+minutes to be ignored, 0 epochs to save an untrained model, a gradient accumulation of 0 to end in a ZeroDivisionError).
+Every number a recipe takes has a line here, Trainer's own included; tests/test_errors.py fails on one without.
 """
 
 import dataclasses
@@ -30,6 +31,39 @@ RANGES = {
     "max_tokens": (lambda v: v >= 1, "at least 1"),
     "average_last_n": (lambda v: v >= 1, "at least 1"),
     "port": (lambda v: 1 <= v <= 65535, "a port number from 1 to 65535"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "num_train_epochs": (lambda v: v > 0, "a positive number of passes over the training data"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "at least 1, or -1 (the default: train for --num_train_epochs)"),
+    "gradient_accumulation_steps": (lambda v: v >= 1, "at least 1"),
+    "eval_accumulation_steps": (lambda v: v >= 1, "at least 1"),
+    # Trainer reads a value below 1 as a fraction of the training steps
+    "logging_steps": (lambda v: v > 0, "a positive number of steps (below 1: a fraction of the training steps)"),
+    "save_steps": (lambda v: v > 0, "a positive number of steps (below 1: a fraction of the training steps)"),
+    "eval_steps": (lambda v: v > 0, "a positive number of steps (below 1: a fraction of the training steps)"),
+    "eval_delay": (lambda v: v >= 0, "zero or positive"),
+    "save_total_limit": (lambda v: v >= 1, "at least 1 (leave it out to keep every checkpoint)"),
+    "max_grad_norm": (lambda v: v >= 0, "zero (no clipping) or positive"),
+    "adam_beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "adam_beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "adam_epsilon": (lambda v: v > 0, "a positive number"),
+    "neftune_noise_alpha": (lambda v: v > 0, "a positive number"),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1 (what numpy's generator takes)"),
+    "data_seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1 (what numpy's generator takes)"),
+    "generation_max_length": (lambda v: v >= 1, "at least 1"),
+    "max_train_samples": (lambda v: v >= 1, "at least 1"),
+    "max_eval_samples": (lambda v: v >= 1, "at least 1"),
+    "max_predict_samples": (lambda v: v >= 1, "at least 1"),
+    "mask_ratio": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "poisson_lambda": (lambda v: v > 0, "a positive number"),
+    "validation_share": (lambda v: 0 < v < 0.5, "in (0, 0.5)"),
+    "workers": (lambda v: v >= 1, "at least 1"),
+    "threads": (lambda v: v >= 1, "at least 1"),
+    "dataloader_num_workers": (lambda v: v >= 0, "zero (load in the training process) or positive"),
+    "dataloader_prefetch_factor": (lambda v: v >= 1, "at least 1"),
+    "torch_empty_cache_steps": (lambda v: v >= 1, "at least 1"),
+    "ddp_bucket_cap_mb": (lambda v: v >= 1, "at least 1"),
+    "ddp_timeout": (lambda v: v >= 1, "at least 1 second"),
+    "local_rank": (lambda v: v >= -1, "-1 (no launcher) or the process index a launcher sets"),
 }
 
 

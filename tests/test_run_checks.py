@@ -1,10 +1,16 @@
 """Every argument is checked before any work, as one rule (hf_vanilla.cli.RANGES); a resume continues only the run it
 was, with what its budget left (reliability round three)."""
 
+import dataclasses
 import json
+import re
 
 import pytest
 from test_recipes import TRANSLATION_FLAGS, run_module
+
+from hf_vanilla.cli import RANGES
+
+ARGUMENTS_MODULE = "hf_vanilla.training.arguments"
 
 QUICK = [*TRANSLATION_FLAGS, "--eval_strategy", "no", "--average_last_n", 1, "--max_eval_samples", 4,
          "--max_predict_samples", 4]
@@ -24,6 +30,63 @@ def test_numbers_out_of_range_are_usage_errors_before_any_work(flag, value, tmp_
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"{flag} " in result.stderr and "missing.csv" not in result.stderr, result.stderr[-2000:]
     assert not out.exists()
+
+
+def recipe_dataclasses():
+    """Every argument dataclass of every recipe: those defined in or imported into a recipes module, and a Trainer
+    recipe's `arguments` (so a new recipe or a new field is covered without a list here)."""
+    import importlib
+    import pkgutil
+
+    import recipes
+
+    found = set()
+    for info in pkgutil.iter_modules(recipes.__path__):
+        for value in vars(importlib.import_module(f"recipes.{info.name}")).values():
+            if not isinstance(value, type):
+                continue
+            if dataclasses.is_dataclass(value) and value.__module__.startswith(("recipes.", ARGUMENTS_MODULE)):
+                found.add(value)  # not the library dataclasses a recipe imports (a data collator)
+            found |= set(getattr(value, "arguments", None) or ())
+    return found
+
+
+def test_every_number_a_recipe_takes_has_a_range():
+    """A number without a range reaches Trainer, numpy or torch unchecked: 0 epochs saved an untrained model (exit
+    0), a gradient accumulation of 0 ended in a ZeroDivisionError, a seed of -1 in numpy's ValueError."""
+    numeric = re.compile(r"\b(int|float)\b")
+    fields = {(cls.__name__, field.name) for cls in recipe_dataclasses() for field in dataclasses.fields(cls)
+              if field.init and numeric.search(str(field.type)) and "bool" not in str(field.type)}
+    assert len(fields) > 60  # the walk found the recipes' dataclasses, Trainer's own included
+    assert sorted(f"{cls}.{name}" for cls, name in fields if name not in RANGES) == []
+
+
+@pytest.mark.parametrize("recipe,flag,value", [
+    ("train_translation", "--num_train_epochs", "0"), ("train_translation", "--num_train_epochs", "-2"),
+    ("train_translation", "--max_steps", "0"), ("train_translation", "--max_steps", "-5"),
+    ("train_translation", "--gradient_accumulation_steps", "0"), ("train_translation", "--eval_accumulation_steps", "0"),
+    ("train_translation", "--seed", "-1"), ("train_translation", "--adam_beta2", "1.5"),
+    ("train_translation", "--max_grad_norm", "-1"), ("train_translation", "--save_steps", "-1"),
+    ("train_translation", "--eval_steps", "-3"), ("train_translation", "--generation_max_length", "0"),
+    ("train_translation", "--save_total_limit", "0"), ("train_classification", "--num_train_epochs", "0"),
+    ("pretrain", "--seed", "4294967296"), ("train_translation_accelerate", "--label_smoothing", "1.5"),
+    ("train_translation_accelerate", "--max_steps", "0"), ("train_translation_accelerate", "--num_train_epochs", "0"),
+])
+def test_trainer_numbers_are_checked_as_they_are_parsed(recipe, flag, value, capsys):
+    """In this process, as the recipes parse (no data is read): each is exit 2 naming the flag."""
+    import importlib
+
+    from transformers import HfArgumentParser
+
+    from hf_vanilla.cli import parse_arguments
+
+    module = importlib.import_module(f"recipes.{recipe}")
+    classes = next((v.arguments for v in vars(module).values() if isinstance(v, type) and getattr(v, "arguments", ())),
+                   None) or (module.ModelArguments, module.DataArguments, module.TranslationArguments,
+                             module.LoopArguments)
+    with pytest.raises(SystemExit) as stopped:
+        parse_arguments(HfArgumentParser(classes), ["--output_dir", "unused", flag, value])
+    assert stopped.value.code == 2 and f"{flag} {value}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", ["recipes.train_classification", "recipes.pretrain", "recipes.translate",
