@@ -3,7 +3,7 @@
 One rule checks every recipe's numbers before any work: each float given must be finite, and each flag named in
 `RANGES` must lie in its range (a NaN learning rate used to train, a label smoothing of 1.5 to exit 0, a budget of 0
 minutes to be ignored, 0 epochs to save an untrained model, a gradient accumulation of 0 to end in a ZeroDivisionError).
-Every number a recipe takes has a line here, Trainer's own included; tests/test_errors.py fails on one without.
+Every number a recipe takes has a line here, Trainer's own included; tests/test_run_checks.py fails on one without.
 """
 
 import dataclasses

@@ -1,5 +1,6 @@
 """benchmarks/stale.py: a results file is fresh only when its commit is in history and nothing it depends on changed."""
 
+import ast
 import json
 import subprocess
 
@@ -116,3 +117,15 @@ def test_a_change_confined_to_the_argument_ranges_keeps_a_run_fresh_unless_it_re
     stale.same_code.cache_clear()
     assert stale.status("old", None, False, ("python -m recipes.pretrain --seed 7",))[2] == ["hf_vanilla/cli.py"]
     stale.same_code.cache_clear()
+
+
+def test_the_refusal_tables_are_read_only_where_arguments_are_refused():
+    """The rule above holds while the table's one use is to refuse: only argument_problems (and stale.py) reads it."""
+    for path, table in stale.REFUSAL_TABLES.items():
+        readers = set()
+        for source in (file for package in stale.PACKAGES for file in (stale.ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.FunctionDef) and any(
+                        table in (getattr(n, "id", None), getattr(n, "attr", None)) for n in ast.walk(node)):
+                    readers.add(f"{source.relative_to(stale.ROOT)}:{node.name}")
+        assert readers == {f"{path}:argument_problems", "benchmarks/stale.py:refused"}, readers
