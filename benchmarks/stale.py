@@ -120,9 +120,7 @@ def code_of(source, leave_out=None):
     the module-level assignment to the name `leave_out` too, if given."""
     tree = ast.parse(source)
     if leave_out:
-        tree.body = [node for node in tree.body if not (
-            isinstance(node, (ast.Assign, ast.AnnAssign)) and leave_out in
-            [t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)])]
+        tree.body = [node for node in tree.body if leave_out not in assigned_names(node)]
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body and \
                 isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and \
@@ -131,16 +129,26 @@ def code_of(source, leave_out=None):
     return ast.dump(tree)
 
 
-@functools.cache  # every row recorded at one commit asks about the same files
+def assigned_names(node):
+    """The names a module-level statement assigns (X = ..., X: T = ...), else none."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return [target.id for target in targets if isinstance(target, ast.Name)]
+
+
+@functools.cache  # every row recorded at one commit asks about the same files, some twice (with a table left out)
+def sources(commit, path):
+    """`path` at `commit` and at HEAD, or None where it was added or removed."""
+    before, after = git("show", f"{commit}:{path}"), git("show", f"HEAD:{path}")
+    return None if before.returncode or after.returncode else (before.stdout, after.stdout)
+
+
 def same_code(commit, path, leave_out=None):
     """Whether `path` at HEAD differs from `commit` in comments and docstrings only (and the table `leave_out`)."""
-    if not path.endswith(".py"):
-        return False
-    before, after = git("show", f"{commit}:{path}"), git("show", f"HEAD:{path}")
-    if before.returncode or after.returncode:  # added or removed
+    found = sources(commit, path) if path.endswith(".py") else None
+    if found is None:
         return False
     try:
-        return code_of(before.stdout, leave_out) == code_of(after.stdout, leave_out)
+        return code_of(found[0], leave_out) == code_of(found[1], leave_out)
     except SyntaxError:
         return False
 

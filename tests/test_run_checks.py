@@ -2,13 +2,17 @@
 was, with what its budget left (reliability round three)."""
 
 import dataclasses
+import importlib
 import json
+import pkgutil
 import re
 
 import pytest
 from test_recipes import TRANSLATION_FLAGS, run_module
+from transformers import HfArgumentParser
 
-from hf_vanilla.cli import RANGES
+import recipes
+from hf_vanilla.cli import RANGES, parse_arguments
 
 ARGUMENTS_MODULE = "hf_vanilla.training.arguments"
 
@@ -32,23 +36,20 @@ def test_numbers_out_of_range_are_usage_errors_before_any_work(flag, value, tmp_
     assert not out.exists()
 
 
+def argument_classes(module):
+    """The dataclasses a recipes module parses: a Trainer recipe's `arguments`, else the argument dataclasses it defines
+    or imports from the project (not a library's, such as a data collator)."""
+    values = [value for value in vars(module).values() if isinstance(value, type)]
+    recipe = next((value for value in values if getattr(value, "arguments", None)), None)
+    return recipe.arguments if recipe else tuple(
+        value for value in values
+        if dataclasses.is_dataclass(value) and value.__module__.startswith(("recipes.", ARGUMENTS_MODULE)))
+
+
 def recipe_dataclasses():
-    """Every argument dataclass of every recipe: those defined in or imported into a recipes module, and a Trainer
-    recipe's `arguments` (so a new recipe or a new field is covered without a list here)."""
-    import importlib
-    import pkgutil
-
-    import recipes
-
-    found = set()
-    for info in pkgutil.iter_modules(recipes.__path__):
-        for value in vars(importlib.import_module(f"recipes.{info.name}")).values():
-            if not isinstance(value, type):
-                continue
-            if dataclasses.is_dataclass(value) and value.__module__.startswith(("recipes.", ARGUMENTS_MODULE)):
-                found.add(value)  # not the library dataclasses a recipe imports (a data collator)
-            found |= set(getattr(value, "arguments", None) or ())
-    return found
+    """Every recipe's argument dataclasses, so that a new recipe or a new field is covered without a list here."""
+    return {cls for info in pkgutil.iter_modules(recipes.__path__)
+            for cls in argument_classes(importlib.import_module(f"recipes.{info.name}"))}
 
 
 def test_every_number_a_recipe_takes_has_a_range():
@@ -74,16 +75,7 @@ def test_every_number_a_recipe_takes_has_a_range():
 ])
 def test_trainer_numbers_are_checked_as_they_are_parsed(recipe, flag, value, capsys):
     """In this process, as the recipes parse (no data is read): each is exit 2 naming the flag."""
-    import importlib
-
-    from transformers import HfArgumentParser
-
-    from hf_vanilla.cli import parse_arguments
-
-    module = importlib.import_module(f"recipes.{recipe}")
-    classes = next((v.arguments for v in vars(module).values() if isinstance(v, type) and getattr(v, "arguments", ())),
-                   None) or (module.ModelArguments, module.DataArguments, module.TranslationArguments,
-                             module.LoopArguments)
+    classes = argument_classes(importlib.import_module(f"recipes.{recipe}"))
     with pytest.raises(SystemExit) as stopped:
         parse_arguments(HfArgumentParser(classes), ["--output_dir", "unused", flag, value])
     assert stopped.value.code == 2 and f"{flag} {value}" in capsys.readouterr().err

@@ -109,14 +109,14 @@ def test_a_change_confined_to_the_argument_ranges_keeps_a_run_fresh_unless_it_re
 
     monkeypatch.setattr(stale, "git", fake_git)
     monkeypatch.setitem(stale.cli.RANGES, "seed", (lambda v: v >= 0, "zero or positive"))
-    stale.same_code.cache_clear()
+    stale.sources.cache_clear()
     assert stale.status("old", None, False, ("python -m recipes.pretrain --seed 7",))[2] == []
     _, _, changed = stale.status("old", None, False, ("python -m recipes.pretrain --seed=-3 --max_train_minutes 45",))
     assert changed == ["hf_vanilla/cli.py (its RANGES now refuse --seed -3)"]
     sources["HEAD"] = new_range.replace("return 1", "return 2")  # the same new range, and code changed beside it
-    stale.same_code.cache_clear()
+    stale.sources.cache_clear()
     assert stale.status("old", None, False, ("python -m recipes.pretrain --seed 7",))[2] == ["hf_vanilla/cli.py"]
-    stale.same_code.cache_clear()
+    stale.sources.cache_clear()
 
 
 def test_the_refusal_tables_are_read_only_where_arguments_are_refused():
